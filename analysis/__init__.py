@@ -1,0 +1,1 @@
+"""Metrics, library unmixing baselines, identification and plots."""

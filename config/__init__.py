@@ -1,0 +1,1 @@
+"""Typed configuration (pydantic, TOML) and the shipped example and demo configs."""

@@ -1,0 +1,1 @@
+"""The service: wires a driver, preprocessing, an engine and the publisher."""

@@ -1,0 +1,52 @@
+"""The driver plug point: a spectrometer is a small Protocol.
+
+A driver owns one instrument link.  The daemon calls ``open`` once, then iterates
+``stream()`` until ``close``; a driver that can reconnect does so inside ``stream``
+and reports its state through ``health``.  Every blocking call has a finite timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
+
+from rssnet.types import DeviceInfo, RawSpectrum
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """A spectrometer (or a stand-in for one: file replay, emulator)."""
+
+    name: str
+
+    def open(self, timeout: float) -> None:
+        """Connect and identify the device. Raises DriverError / DriverTimeout."""
+
+    def describe(self) -> DeviceInfo:
+        """Identity and calibration, read once in ``open`` and cached."""
+        ...
+
+    def configure(self, integration_ms: float | None = None, averages: int | None = None) -> None:
+        """Set acquisition parameters; ``None`` leaves a setting as it is."""
+
+    def acquire(self) -> RawSpectrum:
+        """One spectrum (single shot)."""
+        ...
+
+    def acquire_dark(self) -> RawSpectrum:
+        """One dark spectrum (shutter closed)."""
+        ...
+
+    def stream(self) -> Iterator[RawSpectrum]:
+        """Spectra as they arrive, until ``stop()`` or the source ends."""
+        ...
+
+    def stop(self) -> None:
+        """Ask ``stream`` to end soon (thread-safe); spectra already read are still yielded."""
+
+    def health(self) -> dict[str, Any]:
+        """State and counters for ``status`` messages (``state`` key at least)."""
+        ...
+
+    def close(self) -> None:
+        """Release the link; idempotent."""

@@ -1,0 +1,1 @@
+"""Inference engines: backends that run a separation model behind one small Protocol."""

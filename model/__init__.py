@@ -1,0 +1,1 @@
+"""RSSNet: the separation network, its config and checkpoint format."""

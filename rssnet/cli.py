@@ -1,0 +1,55 @@
+"""``rssnet``: the tools command.  Each subcommand lives in its own module and is
+imported only when called, so a tool never pays for (or breaks on) another's imports.
+
+A subcommand module exposes ``main(argv: list[str]) -> int``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module, one-line help).  Modules are imported lazily.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check-config": ("rssnet.config.cli", "validate a config file (exit 78 listing every error)"),
+    "listen": ("rssnet.daemon.listen", "print results received from a running daemon"),
+    "drivers": ("rssnet.drivers.registry", "list installed drivers and plugin load errors"),
+    "emulate": ("rssnet.testing.emulator_cli", "run a reference-protocol spectrometer emulator"),
+    "synth": ("rssnet.training.synth_cli", "write a fixed evaluation set of synthetic mixtures"),
+    "train": ("rssnet.training.train", "train an RSSNet model"),
+    "evaluate": ("rssnet.analysis.evaluate", "evaluate a model or baseline on an .npz set"),
+    "export": ("rssnet.engine.export", "export a model to ONNX"),
+    "identify": ("rssnet.analysis.identify_client", "identify separated components live"),
+    "plot": ("rssnet.analysis.plot_cli", "render a result as a PNG"),
+    "keys": ("rssnet.daemon.keys", "generate CURVE key pairs"),
+}
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = ["usage: rssnet <command> [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in {"-h", "--help"}:
+        sys.stdout.write(_usage() + "\n")
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name == "--version":
+        from rssnet import __version__
+
+        sys.stdout.write(f"rssnet {__version__}\n")
+        return 0
+    if name not in COMMANDS:
+        sys.stderr.write(f"rssnet: unknown command {name!r}\n\n{_usage()}\n")
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    code: int = module.main(rest)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

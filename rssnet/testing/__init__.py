@@ -1,0 +1,1 @@
+"""Test helpers (emulators, fixtures). Never imported by a run-time path."""

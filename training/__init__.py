@@ -1,0 +1,1 @@
+"""Spectral libraries, mixture synthesis and training."""
