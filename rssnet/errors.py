@@ -64,3 +64,7 @@ class ModelFileError(EngineError, ValueError):
 
 class PublishError(RssnetError, OSError):
     """The result publisher could not bind or send (e.g. endpoint already in use)."""
+
+
+class WireError(RssnetError, ValueError):
+    """A received message does not follow the result-stream format (CONTRACTS §1)."""
