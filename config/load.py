@@ -1,0 +1,121 @@
+"""TOML file -> :class:`~rssnet.config.schema.Config`, collecting every error at once.
+
+Each error names its dotted location (``instrument.replay.rate_hz``) and the offending value;
+:class:`~rssnet.errors.ConfigError` carries the file name, so a message reads
+``daemon.toml: instrument.replay.rate_hz: ...``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from rssnet.config.schema import Config
+from rssnet.errors import ConfigError
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """Read, override and validate ``path``.
+
+    ``overrides`` are ``dotted.key=<TOML value>`` strings (``publish.endpoint="tcp://..."``)
+    applied before validation.  Relative paths in the result are made absolute against the
+    config file's folder.  Raises :class:`ConfigError` listing every problem.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(source, [f"cannot read file: {err}"]) from err
+    return parse_config(text, source=source, base_dir=path.parent, overrides=overrides)
+
+
+def parse_config(
+    text: str,
+    *,
+    source: str = "<string>",
+    base_dir: Path | None = None,
+    overrides: Iterable[str] = (),
+) -> Config:
+    """Validate TOML ``text``; see :func:`load_config`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        # The message already says "(at line L, column C)".
+        raise ConfigError(source, [f"TOML syntax: {err}"]) from err
+    errors: list[str] = []
+    for item in overrides:
+        try:
+            _apply_override(data, item)
+        except ValueError as err:
+            errors.append(str(err))
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as err:
+        errors.extend(format_validation_error(err))
+        raise ConfigError(source, errors) from err
+    if errors:
+        raise ConfigError(source, errors)
+    return _resolve_paths(config, base_dir or Path.cwd())
+
+
+def format_validation_error(err: ValidationError) -> list[str]:
+    """One ``dotted.location: message (got value)`` line per pydantic error."""
+    lines = []
+    for item in err.errors(include_url=False):
+        loc = ".".join(str(part) for part in item["loc"]) or "<root>"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "required key missing"
+        got = item.get("input")
+        shown = "" if item["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{loc}: {message}{shown}")
+    return lines
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"override {item!r}: expected dotted.key=value")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word: take it as a string, the schema still checks it
+    parts = key.strip().split(".")
+    node: dict[str, Any] = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ValueError(f"override {item!r}: {part!r} is not a table")
+        node = child
+    node[parts[-1]] = value
+
+
+def _resolve_paths(config: Config, base_dir: Path) -> Config:
+    instrument = config.instrument
+    if instrument.replay is not None:
+        replay_path = _absolute(instrument.replay.path, base_dir)
+        instrument = instrument.model_copy(
+            update={"replay": instrument.replay.model_copy(update={"path": replay_path})}
+        )
+    engine = config.engine
+    if engine.model is not None and not engine.model.is_absolute():
+        engine = engine.model_copy(update={"model": base_dir / engine.model})
+    return config.model_copy(update={"instrument": instrument, "engine": engine})
+
+
+def _absolute(path: str, base_dir: Path) -> str:
+    # Glob patterns stay strings; only their anchor is made absolute.
+    expanded = Path(path).expanduser()
+    return str(expanded if expanded.is_absolute() else base_dir / expanded)
+
+
+def config_to_dict(config: Config) -> Mapping[str, Any]:
+    """The validated config as plain JSON-able data (for logs and status messages)."""
+    return config.model_dump(mode="json")

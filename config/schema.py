@@ -1,0 +1,133 @@
+"""The typed configuration of ``rssnetd``: frozen pydantic models, unknown keys rejected.
+
+The TOML layout mirrors these models one to one (CONTRACTS §4): ``[instrument]`` with the
+chosen driver's options in a table named after it (``[instrument.replay]``,
+``[instrument.serial]``), ``[preprocess]`` (owned by :mod:`rssnet.preprocess`), ``[engine]``,
+``[publish]`` and ``[logging]``.  Relative paths are resolved against the config file's
+folder by :func:`rssnet.config.load.load_config`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from rssnet.preprocess import PreprocessConfig
+
+# Backends the engine knows by name; ``rssnet.engine.select`` maps each to its module.
+# Listed here (the bottom layer) so a typo is a config error before anything is loaded.
+BACKEND_NAMES: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
+
+# Drivers whose option table this schema knows.  Other names (plugins) are accepted and
+# resolved by the daemon; their options cannot be validated here.
+BUILTIN_DRIVERS: tuple[str, ...] = ("replay", "serial")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ReplayOptions(_Section):
+    """``[instrument.replay]``: play spectrum files back as if an instrument sent them."""
+
+    path: str = Field(description="directory, glob pattern or single spectrum file")
+    rate_hz: float = Field(default=0.0, ge=0.0, description="spectra per second; 0 = unpaced")
+    loop: bool = False
+
+    @field_validator("path")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class SerialOptions(_Section):
+    """``[instrument.serial]``: a spectrometer speaking the reference protocol (CONTRACTS §2)."""
+
+    port: str
+    baudrate: int = Field(default=115200, gt=0)
+    timeout_s: float = Field(default=2.0, gt=0.0)
+    integration_ms: float | None = Field(default=None, gt=0.0)
+    period_ms: float | None = Field(default=None, gt=0.0)
+
+
+class InstrumentConfig(_Section):
+    """``[instrument]``: which spectrometer, under which name it appears on the wire."""
+
+    # The name becomes the middle of the topic ``rssnet.<name>.<stream>``: no dots or spaces,
+    # or prefix subscriptions would match the wrong instrument.
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    driver: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    replay: ReplayOptions | None = None
+    serial: SerialOptions | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _driver_table_present(cls, data: Any) -> Any:
+        # An absent table becomes an empty one, so its required keys are reported
+        # (instrument.replay.path: required key missing) together with every other error.
+        if isinstance(data, dict) and data.get("driver") in BUILTIN_DRIVERS:
+            data.setdefault(data["driver"], {})
+        return data
+
+
+class EngineConfig(_Section):
+    """``[engine]``: the backends to try in order, the model file and batching."""
+
+    backend: list[str] = Field(default_factory=lambda: ["torch"], min_length=1)
+    # None: the model shipped with the package (rssnet.model.checkpoint.default_model_path).
+    model: Path | None = None
+    device: str = "cpu"
+    max_batch: int = Field(default=8, ge=1, le=1024)
+    # How long the engine waits for a batch to fill before running a partial one.
+    max_wait_ms: float = Field(default=20.0, ge=0.0, le=10_000.0)
+    # Accepted spectra waiting for the engine; the driver blocks when it is full.
+    queue_size: int = Field(default=256, ge=1, le=1_000_000)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backends(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in BACKEND_NAMES]
+        if unknown:
+            raise ValueError(f"unknown backend(s) {unknown!r}; known: {list(BACKEND_NAMES)!r}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"backend listed twice in {value!r}")
+        return value
+
+
+class PublishConfig(_Section):
+    """``[publish]``: the ZeroMQ PUB endpoint the daemon binds (CONTRACTS §1)."""
+
+    endpoint: str = Field(default="tcp://127.0.0.1:5560", pattern=r"^(tcp|ipc|inproc)://.+")
+    sndhwm: int = Field(default=1000, ge=1)
+    # CONTRACTS §1 asks for a status message at least every 5 s.
+    status_interval_s: float = Field(default=2.0, gt=0.0, le=5.0)
+    # Hold acquisition until this many subscriptions arrived (0: start at once), so a replay
+    # run is not lost to ZeroMQ's slow-joiner window; gives up after wait_timeout_s.
+    wait_for_subscribers: int = Field(default=0, ge=0)
+    wait_timeout_s: float = Field(default=30.0, gt=0.0)
+    # How long close() may block delivering queued messages at shutdown.
+    linger_s: float = Field(default=5.0, ge=0.0)
+
+
+class LoggingConfig(_Section):
+    """``[logging]``: level and format (``auto``: JSON lines unless stderr is a terminal)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Config(_Section):
+    """The whole daemon configuration."""
+
+    instrument: InstrumentConfig
+    # Built by validation so mypy need not know PreprocessConfig's defaults.
+    preprocess: PreprocessConfig = Field(
+        default_factory=lambda: PreprocessConfig.model_validate({})
+    )
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)

@@ -1,0 +1,155 @@
+"""The publisher plug point and its ZeroMQ implementation (CONTRACTS §1).
+
+The daemon binds; clients connect with SUB sockets and subscribe by topic prefix.  Every
+message gets ``v``, ``session``, per-topic ``seq`` and ``t_pub_ns`` here, so a client can
+detect a loss as a ``seq`` gap.  A publisher is used from one thread only (ZeroMQ sockets
+are not thread-safe).
+"""
+
+from __future__ import annotations
+
+import errno
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy.typing as npt
+import structlog
+import zmq
+
+from rssnet.errors import PublishError
+from rssnet.wire import SCHEMA_VERSION, encode, topic_for
+
+log = structlog.get_logger(__name__)
+
+
+@runtime_checkable
+class Publisher(Protocol):
+    """Sends ``result`` and ``status`` messages of one instrument."""
+
+    session: str
+
+    def publish(
+        self, stream: str, header: Mapping[str, Any], arrays: Mapping[str, npt.ArrayLike]
+    ) -> bool:
+        """Send one message; ``False`` when it was dropped (counted, ``seq`` still advances)."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: ``sent``, ``dropped``, ``subscriptions``."""
+        ...
+
+    def close(self) -> None:
+        """Flush within the linger time and release the socket; idempotent."""
+
+
+class ZmqPublisher:
+    """A bound ZeroMQ publisher that counts what it drops.
+
+    Plain PUB sockets drop silently at the high-water mark.  To count drops this uses an
+    XPUB socket with ``XPUB_NODROP``: to subscribers it is a PUB socket, but a non-blocking
+    send to a full peer raises ``Again`` instead of vanishing.  Such a message is counted
+    as dropped and its ``seq`` is consumed, so clients see the loss as a gap.  XPUB also
+    reports subscriptions, which :meth:`wait_for_subscribers` uses.  Never CONFLATE: that
+    would replace results silently.
+    """
+
+    def __init__(
+        self,
+        instrument: str,
+        endpoint: str,
+        *,
+        sndhwm: int = 1000,
+        linger_s: float = 5.0,
+        context: zmq.Context[Any] | None = None,
+    ) -> None:
+        self.instrument = instrument
+        self.session = secrets.token_hex(8)
+        self._context = context or zmq.Context.instance()
+        self._socket: zmq.Socket[Any] = self._context.socket(zmq.XPUB)
+        self._socket.setsockopt(zmq.SNDHWM, sndhwm)
+        self._socket.setsockopt(zmq.XPUB_NODROP, 1)
+        # Verbose: every subscriber's subscription is reported, not only a topic's first.
+        self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self._socket.setsockopt(zmq.LINGER, int(linger_s * 1000))
+        try:
+            self._socket.bind(endpoint)
+        except zmq.ZMQError as err:
+            self._socket.close(linger=0)
+            if err.errno == errno.EADDRINUSE:
+                raise PublishError(
+                    f"cannot bind {endpoint!r}: address already in use "
+                    "(another rssnetd, or another program, holds it)"
+                ) from err
+            raise PublishError(f"cannot bind {endpoint!r}: {err}") from err
+        # With port 0 or "*" the OS picks; clients need the real one.
+        self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._seq: dict[str, int] = {}
+        self._sent = 0
+        self._dropped = 0
+        self._subscriptions = 0
+        self._closed = False
+
+    def publish(
+        self, stream: str, header: Mapping[str, Any], arrays: Mapping[str, npt.ArrayLike]
+    ) -> bool:
+        topic = topic_for(self.instrument, stream)
+        seq = self._seq.get(topic, 0)
+        self._seq[topic] = seq + 1
+        now = time.time_ns()
+        full: dict[str, Any] = {
+            "v": SCHEMA_VERSION,
+            "session": self.session,
+            "seq": seq,
+            "instrument": self.instrument,
+            "t_acq_ns": now,
+            **header,
+            "t_pub_ns": now,
+        }
+        frames = encode(topic, full, arrays)
+        self.poll_subscriptions()
+        try:
+            self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self._dropped += 1
+            log.warning("message_dropped", topic=topic, seq=seq, reason="subscriber queue full")
+            return False
+        except zmq.ZMQError as err:
+            raise PublishError(f"send on {self.endpoint!r} failed: {err}") from err
+        self._sent += 1
+        return True
+
+    def poll_subscriptions(self) -> int:
+        """Read pending (un)subscription notices; returns the number of active subscriptions."""
+        while True:
+            try:
+                notice = self._socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return self._subscriptions
+            if notice[:1] == b"\x01":
+                self._subscriptions += 1
+            elif notice[:1] == b"\x00":
+                self._subscriptions = max(0, self._subscriptions - 1)
+
+    def wait_for_subscribers(self, count: int, timeout_s: float) -> bool:
+        """Block until ``count`` subscriptions arrived or ``timeout_s`` passed."""
+        deadline = time.monotonic() + timeout_s
+        while self.poll_subscriptions() < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._socket.poll(timeout=int(min(remaining, 0.2) * 1000) + 1, flags=zmq.POLLIN)
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "sent": self._sent,
+            "dropped": self._dropped,
+            "subscriptions": self._subscriptions,
+        }
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._socket.close()

@@ -1,0 +1,132 @@
+"""Config loading: every shipped config validates; every error is listed with its location."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rssnet.config.cli import main as check_config
+from rssnet.config.load import load_config, parse_config
+from rssnet.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+MINIMAL = """
+[instrument]
+name = "lab"
+driver = "replay"
+[instrument.replay]
+path = "spectra"
+"""
+
+
+@pytest.mark.parametrize("name", ["example.toml", "demo.toml"])
+def test_shipped_configs_are_valid(name: str) -> None:
+    config = load_config(CONFIG_DIR / name)
+    assert config.instrument.driver == "replay"
+    assert config.publish.endpoint.startswith("tcp://127.0.0.1:")
+
+
+def test_defaults_and_relative_paths(tmp_path: Path) -> None:
+    path = tmp_path / "d.toml"
+    path.write_text(MINIMAL)
+    config = load_config(path)
+    assert config.engine.backend == ["torch"]
+    assert config.engine.model is None
+    assert config.publish.endpoint == "tcp://127.0.0.1:5560"
+    assert config.publish.status_interval_s <= 5.0
+    assert config.instrument.replay is not None
+    assert config.instrument.replay.path == str(tmp_path / "spectra")
+
+
+def test_config_is_frozen() -> None:
+    config = parse_config(MINIMAL)
+    with pytest.raises(ValueError, match="frozen"):
+        config.engine.max_batch = 3  # type: ignore[misc]  # the point of the test
+
+
+def test_every_error_listed_with_location(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        """
+[instrument]
+name = "has.dot"
+driver = "replay"
+colour = "red"
+[instrument.replay]
+rate_hz = -1
+[engine]
+backend = ["torch", "warp-drive"]
+max_batch = 0
+[publish]
+status_interval_s = 60
+"""
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    err = info.value
+    assert err.source == str(path)
+    text = "\n".join(err.errors)
+    for location in (
+        "instrument.name:",
+        "instrument.colour: unknown key",
+        "instrument.replay.path: required key missing",
+        "instrument.replay.rate_hz:",
+        "engine.backend:",
+        "engine.max_batch:",
+        "publish.status_interval_s:",
+    ):
+        assert location in text
+    assert "warp-drive" in text
+    assert len(err.errors) == 7
+    assert str(path) in str(err)
+
+
+def test_driver_table_required() -> None:
+    with pytest.raises(ConfigError, match=r"instrument.serial.port: required key missing"):
+        parse_config('[instrument]\nname = "x"\ndriver = "serial"\n')
+
+
+def test_toml_syntax_error_names_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text('[instrument]\nname = "x\n')
+    with pytest.raises(ConfigError, match="line 2"):
+        load_config(path)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config("/nonexistent/rssnet.toml")
+
+
+def test_overrides_apply_before_validation(tmp_path: Path) -> None:
+    path = tmp_path / "d.toml"
+    path.write_text(MINIMAL)
+    config = load_config(
+        path, ['publish.endpoint="tcp://127.0.0.1:6000"', "instrument.replay.rate_hz=2.5"]
+    )
+    assert config.publish.endpoint == "tcp://127.0.0.1:6000"
+    assert config.instrument.replay is not None
+    assert config.instrument.replay.rate_hz == 2.5
+    with pytest.raises(ConfigError, match=r"engine\.max_batch"):
+        load_config(path, ["engine.max_batch=0"])
+
+
+def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(MINIMAL)
+    assert check_config([str(good)]) == 0
+    assert "ok" in capsys.readouterr().out
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[instrument]\nname = "x"\ndriver = "replay"\nfoo = 1\n[engine]\nmax_batch = -2\n'
+    )
+    assert check_config([str(bad)]) == 78
+    err_lines = capsys.readouterr().err.splitlines()
+    listed = [line for line in err_lines if line.startswith(f"{bad}: ")]
+    assert len(listed) == 3  # replay.path (table missing), foo, max_batch
+    assert any("instrument.foo: unknown key" in line for line in listed)
+    assert any("instrument.replay.path: required key missing" in line for line in listed)
+    assert any("engine.max_batch" in line for line in listed)

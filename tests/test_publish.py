@@ -1,0 +1,117 @@
+"""ZmqPublisher on real sockets: seq per topic, session id, drops counted, port in use."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import zmq
+
+from rssnet.errors import PublishError
+from rssnet.publish import Publisher, ZmqPublisher
+from rssnet.wire import Message, decode
+
+
+@pytest.fixture
+def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    yield ctx
+    ctx.term()
+
+
+def _subscribe(
+    ctx: zmq.Context[zmq.Socket[bytes]], publisher: ZmqPublisher, topic: bytes = b"rssnet."
+) -> zmq.Socket[bytes]:
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, topic)
+    sub.connect(publisher.endpoint)
+    # The subscription must reach the publisher before anything is sent (slow joiner).
+    assert publisher.wait_for_subscribers(1, timeout_s=10.0)
+    return sub
+
+
+def _receive(sub: zmq.Socket[bytes], timeout_s: float = 10.0) -> Message:
+    if not sub.poll(timeout_s * 1000):
+        raise TimeoutError("no message")
+    return decode(sub.recv_multipart(copy=False))
+
+
+def test_seq_per_topic_and_session(context: zmq.Context[zmq.Socket[bytes]]) -> None:
+    publisher = ZmqPublisher("lab", "tcp://127.0.0.1:0", context=context, linger_s=1)
+    assert isinstance(publisher, Publisher)
+    assert publisher.endpoint.startswith("tcp://127.0.0.1:")
+    sub = _subscribe(context, publisher)
+    model = {"name": "m", "sha256": "0" * 64}
+    for _ in range(3):
+        publisher.publish("status", {"status": "ok", "model": model}, {})
+    publisher.publish(
+        "result",
+        {"status": "ok", "model": model, "t_acq_ns": 5},
+        {
+            "axis": np.zeros(4, np.float32),
+            "mixture": np.zeros(4, np.float32),
+            "components": np.zeros((1, 4), np.float32),
+            "abundances": np.ones(1, np.float32),
+        },
+    )
+    received = [_receive(sub) for _ in range(4)]
+    assert [(m.stream, m.seq) for m in received] == [
+        ("status", 0),
+        ("status", 1),
+        ("status", 2),
+        ("result", 0),
+    ]
+    sessions = {m.header["session"] for m in received}
+    assert len(sessions) == 1
+    assert int(sessions.pop(), 16) >= 0
+    assert received[3].header["t_acq_ns"] == 5
+    assert received[3].header["t_pub_ns"] >= received[0].header["t_pub_ns"]
+    assert publisher.stats()["sent"] == 4
+    assert publisher.stats()["dropped"] == 0
+    other = ZmqPublisher("lab", "tcp://127.0.0.1:0", context=context, linger_s=0)
+    assert other.session != publisher.session
+    other.close()
+    sub.close()
+    publisher.close()
+    publisher.close()  # idempotent
+
+
+def test_endpoint_in_use_is_a_clear_error(context: zmq.Context[zmq.Socket[bytes]]) -> None:
+    first = ZmqPublisher("lab", "tcp://127.0.0.1:0", context=context, linger_s=0)
+    with pytest.raises(PublishError, match="address already in use") as info:
+        ZmqPublisher("lab", first.endpoint, context=context, linger_s=0)
+    assert first.endpoint in str(info.value)
+    first.close()
+
+
+def test_full_subscriber_drops_are_counted_and_seen_as_gaps(
+    context: zmq.Context[zmq.Socket[bytes]],
+) -> None:
+    publisher = ZmqPublisher("lab", "tcp://127.0.0.1:0", sndhwm=2, context=context, linger_s=0)
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.RCVHWM, 2)
+    sub.setsockopt(zmq.RCVBUF, 4096)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(publisher.endpoint)
+    assert publisher.wait_for_subscribers(1, timeout_s=10.0)
+    big = {"x": np.zeros(256 * 1024, np.float32)}  # 1 MiB: fills the TCP buffers quickly
+    header = {"status": "ok", "model": {"name": "m", "sha256": "0"}}
+    deadline = time.monotonic() + 20
+    sent = 0
+    while publisher.stats()["dropped"] == 0 and time.monotonic() < deadline:
+        publisher.publish("status", header, big)
+        sent += 1
+    stats = publisher.stats()
+    assert stats["dropped"] >= 1
+    assert stats["sent"] + stats["dropped"] == sent
+    seqs = []
+    while sub.poll(500):
+        seqs.append(decode(sub.recv_multipart(copy=False)).seq)
+    assert seqs == sorted(seqs)
+    assert len(seqs) == stats["sent"]
+    sub.close()
+    publisher.close()
