@@ -1,0 +1,215 @@
+"""The replay driver: spectrum files played back as if an instrument sent them.
+
+Reads a directory, a glob pattern or one file (RRUFF .txt, two-column CSV/TSV, CONTRACTS §3
+``.npz`` sets, where each mixture row is one spectrum), paced at ``rate_hz`` or as fast as
+the consumer takes them, optionally looping.  A bad file (unreadable, empty, non-numeric,
+NaN, wrong range) is logged with file and line, counted in :meth:`health`, and skipped: the
+stream goes on.
+"""
+
+from __future__ import annotations
+
+import glob
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from rssnet import __version__
+from rssnet.config.schema import ReplayOptions
+from rssnet.errors import DriverError, SpectrumFormatError
+from rssnet.readers import SpectrumRecord, read_spectrum_file
+from rssnet.types import DeviceInfo, RawSpectrum
+
+log = structlog.get_logger(__name__)
+
+SUFFIXES = (".txt", ".csv", ".tsv", ".npz")
+# Any Raman shift axis lies within this band; values outside mean the file holds something
+# else (wavelengths in nm far from the laser, pixel indices, a wrong column).
+PLAUSIBLE_SHIFT = (-1000.0, 10_000.0)
+
+
+class ReplayDriver:
+    """Plays spectrum files back; implements :class:`~rssnet.drivers.base.Driver`.
+
+    ``axis_range`` (lo, hi) in cm⁻¹ and ``min_coverage`` reject spectra covering too little
+    of the range the consumer needs (the model's axis), before they are accepted.
+    """
+
+    name = "replay"
+
+    def __init__(
+        self,
+        options: ReplayOptions,
+        *,
+        axis_range: tuple[float, float] | None = None,
+        min_coverage: float = 0.0,
+    ) -> None:
+        self.options = options
+        self.axis_range = axis_range
+        self.min_coverage = min_coverage
+        self._stop = threading.Event()
+        self._files: list[Path] = []
+        self._records: Iterator[RawSpectrum] | None = None
+        self._state = "closed"
+        self._seq = 0
+        self._counts = {"files_read": 0, "bad_files": 0, "bad_spectra": 0, "passes": 0}
+        self._last_error = ""
+
+    # -- lifecycle -----------------------------------------------------------------
+    def open(self, timeout: float) -> None:
+        """Find the files; raises :class:`DriverError` if the path matches none."""
+        self._files = find_files(self.options.path)
+        if not self._files:
+            raise DriverError(
+                f"replay: no spectrum files ({', '.join(SUFFIXES)}) at {self.options.path!r}"
+            )
+        self._state = "open"
+        log.info("replay_open", path=self.options.path, files=len(self._files))
+
+    def describe(self) -> DeviceInfo:
+        return DeviceInfo(
+            vendor="rssnet",
+            model="replay",
+            serial=self.options.path,
+            firmware=__version__,
+            npix=0,
+            laser_nm=0.0,
+        )
+
+    def configure(self, integration_ms: float | None = None, averages: int | None = None) -> None:
+        """Files have no integration time; accepted and ignored."""
+
+    def acquire(self) -> RawSpectrum:
+        """The next spectrum (looping if configured); :class:`DriverError` at the end."""
+        if self._records is None:
+            self._records = self._iter_spectra()
+        try:
+            return next(self._records)
+        except StopIteration:
+            raise DriverError(f"replay: no more spectra in {self.options.path!r}") from None
+
+    def acquire_dark(self) -> RawSpectrum:
+        raise DriverError("replay: files carry no dark spectrum")
+
+    def stream(self) -> Iterator[RawSpectrum]:
+        """Spectra at ``rate_hz`` (0: unpaced) until the files end or :meth:`stop`."""
+        if self._state == "closed":
+            raise DriverError("replay: stream() before open()")
+        self._state = "running"
+        period = 1.0 / self.options.rate_hz if self.options.rate_hz > 0 else 0.0
+        next_due = time.monotonic()
+        for spectrum in self._iter_spectra():
+            if period:
+                # Event.wait, not sleep: stop() interrupts the pause at once.
+                if self._stop.wait(max(0.0, next_due - time.monotonic())):
+                    break
+                # Pace against a schedule, not after each yield, so consumer time is absorbed.
+                next_due = max(next_due + period, time.monotonic() - period)
+            if self._stop.is_set():
+                break
+            yield spectrum
+        self._state = "stopped" if self._stop.is_set() else "finished"
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "state": self._state,
+            "files": len(self._files),
+            "spectra": self._seq,
+            **self._counts,
+            "last_error": self._last_error,
+        }
+
+    def close(self) -> None:
+        self._stop.set()
+        self._state = "closed"
+
+    # -- reading -------------------------------------------------------------------
+    def _iter_spectra(self) -> Iterator[RawSpectrum]:
+        while not self._stop.is_set():
+            good_this_pass = 0
+            for path in self._files:
+                if self._stop.is_set():
+                    return
+                for record in self._read(path):
+                    good_this_pass += 1
+                    yield RawSpectrum(
+                        axis=record.axis,
+                        intensity=record.intensity,
+                        t_acq_ns=time.time_ns(),
+                        seq=self._next_seq(),
+                        source=record.source,
+                        meta={"name": record.name, "id": record.id},
+                    )
+            self._counts["passes"] += 1
+            if not self.options.loop:
+                return
+            if good_this_pass == 0:
+                # Looping over files that are all bad would spin forever doing nothing.
+                log.error("replay_no_usable_spectra", path=self.options.path)
+                return
+
+    def _next_seq(self) -> int:
+        seq = self._seq
+        self._seq += 1
+        return seq
+
+    def _read(self, path: Path) -> list[SpectrumRecord]:
+        try:
+            records = read_spectrum_file(path)
+        except SpectrumFormatError as err:
+            self._bad("bad_files", str(err), path)
+            return []
+        self._counts["files_read"] += 1
+        good = []
+        for record in records:
+            reason = self._check(record)
+            if reason:
+                self._bad("bad_spectra", f"{record.source}: {reason}", path)
+            else:
+                good.append(record)
+        return good
+
+    def _bad(self, counter: str, message: str, path: Path) -> None:
+        self._counts[counter] += 1
+        self._last_error = message
+        log.warning("replay_skipped", file=str(path), error=message)
+
+    def _check(self, record: SpectrumRecord) -> str:
+        """Why ``record`` is unusable, or ``""``."""
+        axis, y = record.axis, record.intensity
+        if axis.ndim != 1 or axis.shape != y.shape or axis.size < 2:
+            return f"axis {axis.shape} and intensity {y.shape} do not form a spectrum"
+        finite = np.isfinite(axis) & np.isfinite(y)
+        if not finite.all():
+            return f"non-finite value (NaN or inf) at data point {int(np.argmin(finite))}"
+        lo, hi = float(axis.min()), float(axis.max())
+        if lo < PLAUSIBLE_SHIFT[0] or hi > PLAUSIBLE_SHIFT[1]:
+            return f"axis {lo:g}..{hi:g} is not a Raman shift range in cm⁻¹"
+        if self.axis_range is not None and self.min_coverage > 0:
+            want_lo, want_hi = self.axis_range
+            overlap = max(0.0, min(hi, want_hi) - max(lo, want_lo))
+            coverage = overlap / (want_hi - want_lo) if want_hi > want_lo else 0.0
+            if coverage < self.min_coverage:
+                return (
+                    f"axis {lo:g}..{hi:g} cm⁻¹ covers {coverage:.0%} of the needed "
+                    f"{want_lo:g}..{want_hi:g} cm⁻¹ (at least {self.min_coverage:.0%} required)"
+                )
+        return ""
+
+
+def find_files(pattern: str) -> list[Path]:
+    """A directory's spectrum files, a glob's matches or the one file, sorted by name."""
+    path = Path(pattern)
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+    if glob.has_magic(pattern):
+        return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    return [path] if path.exists() else []
