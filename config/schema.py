@@ -52,6 +52,16 @@ class SerialOptions(_Section):
     timeout_s: float = Field(default=2.0, gt=0.0)
     integration_ms: float | None = Field(default=None, gt=0.0)
     period_ms: float | None = Field(default=None, gt=0.0)
+    # Added by the drivers helper (rssnet.drivers.serial): calibration checks and reconnects.
+    laser_nm: float = Field(default=830.0, gt=0.0, description="expected laser; CAL? must agree")
+    laser_tolerance_nm: float = Field(default=1.0, ge=0.0)
+    averages: int = Field(default=1, ge=1, description="frames averaged per spectrum (host side)")
+    stall_timeout_s: float | None = Field(
+        default=None, gt=0.0, description="silence while streaming before a reconnect"
+    )
+    backoff_initial_s: float = Field(default=0.5, gt=0.0)
+    backoff_max_s: float = Field(default=30.0, gt=0.0)
+    max_reconnects: int = Field(default=0, ge=0, description="0 = retry for ever")
 
 
 class InstrumentConfig(_Section):
