@@ -21,6 +21,10 @@ class SpectrumFlags(IntFlag):
     DARK_SUBTRACTED = 4
     COSMIC_REMOVED = 8
     OUT_OF_RANGE = 16
+    # The instrument's wavelength calibration is unusable (non-monotonic, non-finite).
+    BAD_CALIBRATION = 32
+    # The instrument's laser differs from the configured one beyond tolerance.
+    LASER_MISMATCH = 64
 
 
 @dataclass(frozen=True, slots=True)
