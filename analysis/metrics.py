@@ -41,9 +41,7 @@ def _f64(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
 
 def _check_pair(est: Array, ref: Array) -> None:
     if est.shape[-1] != ref.shape[-1]:
-        raise ValueError(
-            f"estimate and reference differ in length: {est.shape} vs {ref.shape}"
-        )
+        raise ValueError(f"estimate and reference differ in length: {est.shape} vs {ref.shape}")
 
 
 def si_snr(est: npt.ArrayLike, ref: npt.ArrayLike, eps: float = EPS) -> Array:
@@ -160,9 +158,7 @@ def input_snr_db(mixtures: npt.ArrayLike, sources: npt.ArrayLike) -> Array:
     mix, src = _f64(mixtures), _f64(sources)
     clean = src.sum(axis=1)
     noise = mix - clean
-    out: Array = 10.0 * np.log10(
-        ((clean * clean).sum(-1) + EPS) / ((noise * noise).sum(-1) + EPS)
-    )
+    out: Array = 10.0 * np.log10(((clean * clean).sum(-1) + EPS) / ((noise * noise).sum(-1) + EPS))
     return out
 
 

@@ -53,9 +53,7 @@ def test_sid_clips_negatives_and_stays_finite() -> None:
 def test_rmse_hand_values() -> None:
     assert mt.rmse([1.0, 2.0, 3.0], [1.0, 2.0, 5.0]) == pytest.approx(math.sqrt(4 / 3))
     # unit peak: [.5, 1] vs [.25, 1]
-    assert mt.rmse([1.0, 2.0], [1.0, 4.0], normalize=True) == pytest.approx(
-        math.sqrt(0.25**2 / 2)
-    )
+    assert mt.rmse([1.0, 2.0], [1.0, 4.0], normalize=True) == pytest.approx(math.sqrt(0.25**2 / 2))
 
 
 def test_metrics_vectorize_over_m_c() -> None:
