@@ -196,6 +196,7 @@ class FrameParser:
         self.on_event = on_event
         self._buf = bytearray()
         self._last_seq: int | None = None
+        self._resyncing = False
         self.frames = 0
         self.lines = 0
         self.crc_errors = 0
@@ -215,6 +216,7 @@ class FrameParser:
         """Forget buffered bytes and the last seq (after a reconnect); counters stay."""
         self._buf.clear()
         self._last_seq = None
+        self._resyncing = False
 
     def counters(self) -> dict[str, int]:
         return {
@@ -228,12 +230,14 @@ class FrameParser:
         if self.on_event is not None:
             self.on_event(kind, detail)
 
-    def _drop(self, n: int, why: str, *, resync: bool = True) -> None:
+    def _drop(self, n: int, why: str) -> None:
         del self._buf[:n]
         self.garbage_bytes += n
-        if resync:
+        # One resync per episode: the bytes of one corrupt frame may be skipped in pieces.
+        if not self._resyncing:
+            self._resyncing = True
             self.resyncs += 1
-            self._event("resync", f"skipped {n} byte(s): {why}")
+            self._event("resync", f"skipping bytes: {why}")
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> list[Frame | str]:
         self._buf += chunk
@@ -261,11 +265,16 @@ class FrameParser:
             start = len(raw)
             while start > 0 and 0x20 <= raw[start - 1] < 0x7F:
                 start -= 1
+            line = raw[start:].decode("ascii")
             if start:
                 self._drop(start, "non-text bytes before a line")
-            if start < len(raw):
+            # A tail salvaged from binary junk must at least look like a reply.
+            if line and (not self._resyncing or line[:1].isupper() or line[:1] == "*"):
+                self._resyncing = False
                 self.lines += 1
-                out.append(raw[start:].decode("ascii"))
+                out.append(line)
+            elif line:
+                self.garbage_bytes += len(line)
             del buf[: nl_at + 1 - start]
             return True
         if sync_at > 0:
@@ -290,7 +299,7 @@ class FrameParser:
         if ftype not in FRAME_TYPES or bad_len:
             self.bad_lengths += 1
             self._event("bad_frame", f"type={ftype} npix={npix} (limit {limit})")
-            self._drop(1, "impossible frame header", resync=False)
+            self._drop(1, "impossible frame header")
             return False
         end = 2 + HEADER_SIZE + 2 * npix
         if len(buf) < end + 2:
@@ -302,11 +311,12 @@ class FrameParser:
             body.release()
             self.crc_errors += 1
             self._event("crc_error", f"seq={seq} crc {got:#06x} != {crc:#06x}")
-            self._drop(1, "bad CRC", resync=False)
+            self._drop(1, "bad CRC")
             return False
         counts = np.frombuffer(body[HEADER_SIZE:], dtype="<u2").astype(np.uint16)
         body.release()
         del buf[: end + 2]
+        self._resyncing = False
         self.frames += 1
         self._check_seq(seq)
         return Frame(ftype, seq, t_us, integ, flags, counts)

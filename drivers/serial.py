@@ -1,0 +1,489 @@
+"""The serial driver: a spectrometer speaking the reference protocol (CONTRACTS §2).
+
+Built to be left running: every read and write has a finite timeout, a lost link (unplug,
+``SerialException``, device reset, silence while streaming) leads to a reconnect with capped
+exponential backoff, input flush, re-identification and a calibration check, and every
+dropped frame, ``ERR`` reply or suspicious spectrum is counted in :meth:`health`.
+
+``port`` is anything pyserial's ``serial_for_url`` opens: a device path (``/dev/ttyUSB0``),
+a udev symlink (``/dev/serial/by-id/...``), ``hwgrep://VID:PID`` / ``hwgrep://SERIAL`` or
+``socket://host:port`` (a serial-to-TCP bridge, or ``rssnet emulate --tcp``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import structlog
+
+from rssnet.config.schema import SerialOptions
+from rssnet.drivers.calibration import CheckedCalibration, check_calibration
+from rssnet.drivers.protocol import (
+    FRAME_DARK,
+    FRAME_SPECTRUM,
+    Calibration,
+    DeviceErrorReply,
+    Frame,
+    FrameParser,
+    Identity,
+    check_reply,
+    encode_command,
+    parse_cal,
+    parse_idn,
+)
+from rssnet.errors import DriverError, DriverTimeout, ProtocolError
+from rssnet.types import DeviceInfo, RawSpectrum, SpectrumFlags
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["LinkLost", "SerialDriver", "SerialOptions"]
+
+FULL_WELL = 65535
+_COUNTERS = (
+    "spectra", "darks", "reconnects", "reconnect_attempts", "err_replies", "timeouts",
+    "saturated", "zero_spectra", "unexpected_lines", "calibration_errors",
+    "calibration_changes", "laser_mismatches", "identity_changes",
+)
+
+
+class LinkLost(DriverError):
+    """The serial link failed (unplugged, reset, I/O error); the driver reconnects."""
+
+
+def _pyserial() -> ModuleType:
+    try:
+        import serial
+    except ImportError as err:  # pragma: no cover - pyserial is a core dependency
+        raise DriverError(
+            "the serial driver needs pyserial: pip install 'pyserial>=3.5'"
+        ) from err
+    return serial
+
+
+class SerialDriver:
+    """Implements :class:`~rssnet.drivers.base.Driver` over pyserial.
+
+    ``axis_range`` (lo, hi) cm⁻¹ is the model's axis: a calibration not covering it is
+    reported.  ``stream`` and the single-shot calls are meant for one thread; ``stop``
+    and ``health`` may be called from any.
+    """
+
+    name = "serial"
+
+    def __init__(
+        self,
+        options: SerialOptions,
+        *,
+        axis_range: tuple[float, float] | None = None,
+        min_coverage: float = 0.0,  # accepted for create_driver symmetry; the preprocessor checks
+    ) -> None:
+        self.options = options
+        self.axis_range = axis_range
+        self._port: Any = None
+        self._stop = threading.Event()
+        self._parser = FrameParser(on_event=self._on_parser_event)
+        self._items: deque[Frame | str] = deque()
+        # Frames read while waiting for a text reply, delivered by _next_frame first.
+        self._pending: deque[Frame] = deque()
+        self._identity: Identity | None = None
+        self._cal: CheckedCalibration | None = None
+        self._info: DeviceInfo | None = None
+        self._dark: np.ndarray | None = None
+        self._integration_ms = options.integration_ms
+        self._averages = options.averages
+        self._running = False
+        self._reinit = False
+        self._state = "closed"
+        self._last_error = ""
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+        # Read granularity: a socket's in_waiting says only "something", so read big chunks
+        # with a short timeout; a tty's in_waiting is exact.
+        self._is_socket = options.port.startswith(("socket://", "rfc2217://"))
+
+    # --- Driver protocol ----------------------------------------------------------------
+
+    def open(self, timeout: float) -> None:
+        """Connect, identify and read the calibration; raises DriverError / DriverTimeout."""
+        self._state = "connecting"
+        deadline = time.monotonic() + timeout
+        try:
+            self._connect()
+            self._handshake(deadline)
+        except DriverError as err:
+            self._state = "failed"
+            self._last_error = str(err)
+            self._close_port()
+            raise
+        self._state = "ready"
+
+    def describe(self) -> DeviceInfo:
+        if self._info is None:
+            raise DriverError("serial: describe() before open()")
+        return self._info
+
+    def configure(self, integration_ms: float | None = None, averages: int | None = None) -> None:
+        if averages is not None:
+            if averages < 1:
+                raise ValueError(f"averages must be >= 1, got {averages!r}")
+            self._averages = averages
+        if integration_ms is not None:
+            if self._port is not None and not self._running:
+                self._command(f"INT {integration_ms:g}", _is_ok)
+            self._integration_ms = integration_ms
+            self._reinit = self._running  # applied by the stream loop at a frame boundary
+
+    def acquire(self) -> RawSpectrum:
+        return self._single("ACQ", FRAME_SPECTRUM)
+
+    def acquire_dark(self) -> RawSpectrum:
+        """A dark frame; also kept and attached as ``dark`` to the spectra that follow."""
+        raw = self._single("DARK", FRAME_DARK)
+        self._dark = raw.intensity
+        return raw
+
+    def stream(self) -> Iterator[RawSpectrum]:
+        self._stop.clear()
+        backoff = 0
+        acc: list[Frame] = []
+        while not self._stop.is_set():
+            try:
+                if self._port is None:
+                    self._reconnect(backoff)
+                    backoff += 1
+                    continue
+                if self._reinit:
+                    self._reinit = False
+                    self._stop_run()
+                    self._handshake(time.monotonic() + self.options.timeout_s * 4)
+                if not self._running:
+                    self._command(f"RUN {self._period_ms():g}", _is_ok)
+                    self._running = True
+                    self._state = "streaming"
+                frame = self._next_frame(FRAME_SPECTRUM, self._stall_timeout(), streaming=True)
+                backoff = 0
+                if frame is None:
+                    continue
+                acc.append(frame)
+                if len(acc) >= self._averages:
+                    yield self._to_raw(acc)
+                    acc = []
+            except (LinkLost, DriverTimeout, DeviceErrorReply, ProtocolError) as err:
+                self._link_failed(err)
+                if self._state == "failed":
+                    raise
+        yield from self._finish_stream()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def health(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"state": self._state, "port": self.options.port}
+        out.update(self._counts)
+        out.update(self._parser.counters())
+        if self._identity is not None:
+            idn = self._identity
+            out["device"] = f"{idn.vendor} {idn.model} {idn.serial} fw {idn.firmware}"
+        if self._cal is not None and self._cal.problems:
+            out["calibration_problems"] = list(self._cal.problems)
+        if self._last_error:
+            out["last_error"] = self._last_error
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._port is not None and self._running:
+            # Closing anyway; a device that misses STOP is stopped by the next handshake.
+            with contextlib.suppress(DriverError):
+                self._stop_run()
+        self._close_port()
+        self._state = "closed"
+
+    # --- link -----------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        serial = _pyserial()
+        opts = self.options
+        try:
+            port = serial.serial_for_url(
+                opts.port, baudrate=opts.baudrate, timeout=0.02 if self._is_socket else 0.05,
+                write_timeout=opts.timeout_s, exclusive=True,
+            )
+            port.reset_input_buffer()  # stale frames from before we looked are worthless
+        except (serial.SerialException, OSError, ValueError) as err:
+            raise LinkLost(f"serial: cannot open {opts.port!r}: {err}") from err
+        self._port = port
+        self._parser.reset()
+        self._items.clear()
+        self._running = False
+
+    def _close_port(self) -> None:
+        port, self._port = self._port, None
+        self._running = False
+        if port is not None:
+            try:
+                port.close()
+            except Exception as err:  # closing a dead port may raise anything; it is gone
+                log.debug("serial_close_failed", port=self.options.port, error=str(err))
+
+    def _write(self, data: bytes) -> None:
+        serial = _pyserial()
+        if self._port is None:
+            raise LinkLost(f"serial: {self.options.port!r} is not open")
+        try:
+            self._port.write(data)
+            self._port.flush()
+        except serial.SerialTimeoutException as err:
+            raise DriverTimeout(f"serial: write to {self.options.port!r} timed out") from err
+        except (serial.SerialException, OSError) as err:
+            raise LinkLost(f"serial: write to {self.options.port!r} failed: {err}") from err
+
+    def _pump(self) -> None:
+        """One bounded read (≤ the port timeout); parsed items go to ``_items``."""
+        serial = _pyserial()
+        if self._port is None:
+            raise LinkLost(f"serial: {self.options.port!r} is not open")
+        try:
+            size = 65536 if self._is_socket else max(1, self._port.in_waiting)
+            data = self._port.read(size)
+        except (serial.SerialException, OSError) as err:
+            raise LinkLost(f"serial: read from {self.options.port!r} failed: {err}") from err
+        if data:
+            self._items.extend(self._parser.feed(data))
+
+    def _on_parser_event(self, kind: str, detail: str) -> None:
+        log.warning("serial_" + kind, port=self.options.port, detail=detail)
+        if kind == "seq_reset" and self._running:
+            # The device restarted on its own: identity and calibration may have changed.
+            self._reinit = True
+
+    # --- commands -------------------------------------------------------------------------
+
+    def _command(self, command: str, accept: Callable[[str], bool], wait_s: float = 0.0) -> str:
+        """Send ``command``; return the first reply line ``accept`` takes.  Frames that
+        arrive meanwhile are kept for the stream.  ERR → DeviceErrorReply, silence →
+        DriverTimeout."""
+        self._write(encode_command(command))
+        deadline = time.monotonic() + self.options.timeout_s + wait_s
+        while True:
+            while self._items:
+                item = self._items.popleft()
+                if isinstance(item, Frame):
+                    self._stash(item)
+                    continue
+                try:
+                    check_reply(command, item)
+                except DeviceErrorReply:
+                    self._counts["err_replies"] += 1
+                    raise
+                if accept(item):
+                    return item
+                self._counts["unexpected_lines"] += 1
+                log.warning("serial_unexpected_line", command=command, line=item)
+            if time.monotonic() > deadline:
+                self._counts["timeouts"] += 1
+                raise DriverTimeout(
+                    f"serial: no reply to {command!r} from {self.options.port!r} within "
+                    f"{self.options.timeout_s + wait_s:g} s"
+                )
+            self._pump()
+
+    def _stash(self, frame: Frame) -> None:
+        if self._running:
+            self._pending.append(frame)
+
+    def _next_frame(self, ftype: int, timeout: float, *, streaming: bool) -> Frame | None:
+        """The next frame of ``ftype``; None if stop() was called (streaming only)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            while self._pending:
+                frame = self._pending.popleft()
+                if frame.type == ftype:
+                    return frame
+            while self._items:
+                item = self._items.popleft()
+                if isinstance(item, Frame):
+                    if item.type == ftype:
+                        return item
+                    continue
+                try:
+                    check_reply("(stream)", item)
+                except DeviceErrorReply:
+                    self._counts["err_replies"] += 1
+                    raise
+                self._counts["unexpected_lines"] += 1
+                log.warning("serial_unexpected_line", line=item)
+            if streaming and (self._stop.is_set() or self._reinit):
+                return None
+            if time.monotonic() > deadline:
+                self._counts["timeouts"] += 1
+                what = "streaming" if streaming else "a frame"
+                raise DriverTimeout(
+                    f"serial: {self.options.port!r} silent for {timeout:g} s while waiting "
+                    f"for {what}"
+                )
+            self._pump()
+
+    def _single(self, command: str, ftype: int) -> RawSpectrum:
+        if self._running:
+            raise DriverError(f"serial: {command} while streaming; stop() the stream first")
+        if self._port is None:
+            raise DriverError("serial: not open (call open() first)")
+        self._write(encode_command(command))
+        wait = (self._integration_ms or 0.0) / 1000.0 + self.options.timeout_s
+        frame = self._next_frame(ftype, wait, streaming=False)
+        if frame is None:  # pragma: no cover - only streaming returns None
+            raise DriverTimeout(f"serial: no frame for {command}")
+        return self._to_raw([frame])
+
+    # --- session setup / teardown ---------------------------------------------------------
+
+    def _handshake(self, deadline: float) -> None:
+        """STOP, *IDN?, CAL?, INT: after open, a reconnect and a device reset."""
+        self._command("STOP", _is_ok)
+        self._running = False
+        self._pending.clear()
+        idn = parse_idn(self._command("*IDN?", lambda line: line.count(",") == 3))
+        if self._identity is not None and idn != self._identity:
+            self._counts["identity_changes"] += 1
+            log.warning("serial_identity_changed", was=str(self._identity), now=str(idn))
+        self._identity = idn
+        cal = parse_cal(self._command("CAL?", lambda line: line.startswith("CAL ")))
+        self._apply_calibration(cal)
+        if self._integration_ms is not None:
+            self._command(f"INT {self._integration_ms:g}", _is_ok)
+        if time.monotonic() > deadline:
+            raise DriverTimeout(f"serial: identifying {self.options.port!r} took too long")
+
+    def _apply_calibration(self, cal: Calibration) -> None:
+        if self._cal is not None and cal != self._cal.calibration:
+            self._counts["calibration_changes"] += 1
+            log.warning("serial_calibration_changed", was=self._cal.calibration, now=cal)
+        checked = check_calibration(
+            cal, laser_nm=self.options.laser_nm,
+            laser_tolerance_nm=self.options.laser_tolerance_nm, axis_range=self.axis_range,
+        )
+        for problem in checked.problems:
+            log.error("serial_calibration_problem", port=self.options.port, problem=problem)
+        self._counts["calibration_errors"] += int(bool(checked.problems))
+        self._counts["laser_mismatches"] += int(checked.laser_mismatch)
+        self._cal = checked
+        self._parser.expected_npix = cal.npix
+        idn = self._identity or Identity("?", "?", "?", "?")
+        self._info = DeviceInfo(
+            idn.vendor, idn.model, idn.serial, idn.firmware, cal.npix, cal.laser_nm, cal.coeffs
+        )
+        if self._dark is not None and self._dark.shape[0] != cal.npix:
+            self._dark = None
+
+    def _stop_run(self) -> list[Frame]:
+        """STOP; frames that arrive before its OK are returned (they were in flight)."""
+        self._running = True  # keep stashing in-flight frames while waiting for OK
+        try:
+            self._command("STOP", _is_ok)
+        finally:
+            self._running = False
+        frames = [f for f in self._pending if f.type == FRAME_SPECTRUM]
+        frames += [i for i in self._items if isinstance(i, Frame) and i.type == FRAME_SPECTRUM]
+        self._pending.clear()
+        self._items.clear()
+        return frames
+
+    def _finish_stream(self) -> Iterator[RawSpectrum]:
+        if self._port is None or not self._running:
+            return
+        try:
+            leftover = self._stop_run()
+        except DriverError as err:
+            log.warning("serial_stop_failed", port=self.options.port, error=str(err))
+            return
+        self._state = "ready"
+        for frame in leftover:
+            yield self._to_raw([frame])
+
+    def _link_failed(self, err: DriverError) -> None:
+        self._last_error = str(err)
+        log.error("serial_link_lost", port=self.options.port, error=str(err))
+        self._close_port()
+        self._state = "reconnecting"
+
+    def _reconnect(self, attempt: int) -> None:
+        opts = self.options
+        if opts.max_reconnects and attempt >= opts.max_reconnects:
+            self._state = "failed"
+            raise DriverError(
+                f"serial: gave up on {opts.port!r} after {attempt} reconnect attempts; "
+                f"last error: {self._last_error}"
+            )
+        # The first retry is immediate (most losses are one-off), then 1, 2, 4... × initial.
+        delay = min(opts.backoff_max_s, opts.backoff_initial_s * 2.0 ** (attempt - 1))
+        if attempt and self._stop.wait(delay):
+            return
+        self._state = "reconnecting"
+        self._counts["reconnect_attempts"] += 1
+        try:
+            self._connect()
+            self._handshake(time.monotonic() + opts.timeout_s * 4)
+        except DriverError as err:
+            self._link_failed(err)
+            return
+        self._counts["reconnects"] += 1
+        log.info("serial_reconnected", port=opts.port, attempt=attempt)
+
+    # --- frames → spectra -----------------------------------------------------------------
+
+    def _period_ms(self) -> float:
+        if self.options.period_ms is not None:
+            return self.options.period_ms
+        return self._integration_ms or 100.0
+
+    def _stall_timeout(self) -> float:
+        if self.options.stall_timeout_s is not None:
+            return self.options.stall_timeout_s
+        period = max(self._period_ms(), self._integration_ms or 0.0) / 1000.0
+        return 3.0 * period + 2.0 * self.options.timeout_s
+
+    def _to_raw(self, frames: list[Frame]) -> RawSpectrum:
+        if self._cal is None:
+            raise DriverError("serial: frame before calibration")
+        last = frames[-1]
+        if last.counts.shape[0] != self._cal.shift.shape[0]:
+            raise ProtocolError(
+                f"serial: frame has {last.counts.shape[0]} pixels, calibration says "
+                f"{self._cal.shift.shape[0]}"
+            )
+        stack = np.stack([f.counts for f in frames])  # (N, npix) u16
+        counts = stack.mean(axis=0, dtype=np.float64).astype(np.float32)
+        flags = SpectrumFlags.NONE
+        meta: dict[str, Any] = {"device_t_us": last.t_us, "frames": len(frames)}
+        if any(f.saturated for f in frames) or int(stack.max()) >= FULL_WELL:
+            flags |= SpectrumFlags.SATURATED
+            self._counts["saturated"] += 1
+        if not stack.any():
+            flags |= SpectrumFlags.LOW_SIGNAL
+            meta["error"] = "all-zero spectrum (detector or readout fault)"
+            self._counts["zero_spectra"] += 1
+            log.warning("serial_zero_spectrum", port=self.options.port, seq=last.seq)
+        if self._cal.bad_axis:
+            flags |= SpectrumFlags.BAD_CALIBRATION
+        if self._cal.laser_mismatch:
+            flags |= SpectrumFlags.LASER_MISMATCH
+        if self._cal.problems:
+            meta["calibration_problems"] = list(self._cal.problems)
+        self._counts["darks" if last.type == FRAME_DARK else "spectra"] += 1
+        dark = self._dark if last.type == FRAME_SPECTRUM else None
+        return RawSpectrum(
+            axis=self._cal.shift, intensity=counts, t_acq_ns=time.time_ns(), seq=last.seq,
+            source=f"{self.options.port} seq {last.seq}", integration_us=last.integration_us,
+            flags=flags, dark=dark, laser_nm=self._cal.laser_nm, meta=meta,
+        )
+
+
+def _is_ok(line: str) -> bool:
+    return line == "OK"
