@@ -13,6 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("rssnet.config.cli", "validate a config file (exit 78 listing every error)"),
     "listen": ("rssnet.daemon.listen", "print results received from a running daemon"),
+    "demo": ("rssnet.daemon.demo", "run rssnetd on synthetic spectra and print its results"),
     "drivers": ("rssnet.drivers.registry", "list installed drivers and plugin load errors"),
     "emulate": ("rssnet.testing.emulator_cli", "run a reference-protocol spectrometer emulator"),
     "synth": ("rssnet.training.synth_cli", "write a fixed evaluation set of synthetic mixtures"),
