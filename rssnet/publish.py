@@ -36,6 +36,10 @@ class Publisher(Protocol):
         """Send one message; ``False`` when it was dropped (counted, ``seq`` still advances)."""
         ...
 
+    def wait_for_subscribers(self, count: int, timeout_s: float) -> bool:
+        """Block until ``count`` subscriptions arrived; ``False`` after ``timeout_s``."""
+        ...
+
     def stats(self) -> dict[str, Any]:
         """Counters: ``sent``, ``dropped``, ``subscriptions``."""
         ...

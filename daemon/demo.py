@@ -1,0 +1,170 @@
+"""``rssnet demo``: the whole service on one machine, from nothing but the package.
+
+Generates a small set of synthetic two-component mixtures (pseudo-minerals made of
+Lorentzian peaks) into a temporary folder, starts ``rssnetd`` on the shipped
+``config/demo.toml`` as a subprocess, listens, prints the results and stops the daemon with
+SIGTERM, showing its final counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import zmq
+
+from rssnet.daemon.listen import GapTracker, format_result, format_status
+from rssnet.wire import Message, decode
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
+
+
+def pseudo_mineral(
+    axis: np.ndarray, rng: np.random.Generator, n_peaks: tuple[int, int] = (3, 8)
+) -> np.ndarray:
+    """A max-normalized spectrum of Lorentzian peaks at random positions (L,)."""
+    spectrum = np.zeros_like(axis, dtype=np.float64)
+    for _ in range(int(rng.integers(n_peaks[0], n_peaks[1] + 1))):
+        center = rng.uniform(axis[0] + 20, axis[-1] - 20)
+        width = rng.uniform(4.0, 15.0)  # half width at half maximum, cm⁻¹
+        spectrum += rng.uniform(0.2, 1.0) / (1.0 + ((axis - center) / width) ** 2)
+    return spectrum / spectrum.max()
+
+
+def make_demo_set(path: str | Path, n: int = 24, seed: int = 0, points: int = 1024) -> Path:
+    """Write ``n`` two-component mixtures as a CONTRACTS §3 ``.npz`` set; returns the path.
+
+    Ten pseudo-minerals on 200–1200 cm⁻¹; each mixture pairs two different ones with
+    weights a, 1 − a and adds 1% white noise.
+    """
+    rng = np.random.default_rng(seed)
+    axis = np.linspace(200.0, 1200.0, points)
+    library = np.stack([pseudo_mineral(axis, rng) for _ in range(10)])  # K, L
+    names = [f"pseudo-{k}" for k in range(len(library))]
+    pairs = np.stack([rng.choice(len(library), size=2, replace=False) for _ in range(n)])
+    weights = rng.uniform(0.2, 0.8, size=n)
+    sources = np.stack(
+        [
+            np.stack([w * library[i], (1 - w) * library[j]])
+            for (i, j), w in zip(pairs, weights, strict=True)
+        ]
+    )  # M, 2, L
+    clean = sources.sum(axis=1)  # M, L
+    mixtures = clean + 0.01 * rng.standard_normal(clean.shape)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        target,
+        mixtures=mixtures.astype(np.float32),
+        sources=sources.astype(np.float32),
+        axis=axis.astype(np.float32),
+        names=np.asarray([[names[i], names[j]] for i, j in pairs], dtype=str),
+    )
+    return target
+
+
+def free_tcp_port() -> int:
+    """A port free right now on 127.0.0.1 (the demo must not clash with a running rssnetd)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rssnet demo", description="Run rssnetd on synthetic spectra and print its results."
+    )
+    parser.add_argument("--count", type=int, default=10, help="results to print (default 10)")
+    parser.add_argument("--config", type=Path, default=DEMO_CONFIG, help="daemon config")
+    parser.add_argument("--endpoint", help="endpoint to use (default: a free 127.0.0.1 port)")
+    parser.add_argument("--model", type=Path, help="model file (default: the shipped model)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for results")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="rssnet-demo-") as tmp:
+        return _run(args, Path(tmp))
+
+
+def _run(args: argparse.Namespace, tmp: Path) -> int:
+    out = sys.stdout
+    data = make_demo_set(tmp / "demo.npz")
+    endpoint = args.endpoint or f"tcp://127.0.0.1:{free_tcp_port()}"
+    command = [
+        sys.executable, "-m", "rssnet.daemon.main", "--config", str(args.config),
+        "-o", f'instrument.replay.path="{data.as_posix()}"',
+        "-o", f'publish.endpoint="{endpoint}"',
+        "-o", 'logging.format="json"',
+    ]  # fmt: skip
+    if args.model is not None:
+        command += ["-o", f'engine.model="{args.model.resolve().as_posix()}"']
+    log_path = tmp / "rssnetd.log"
+    out.write(f"# demo: synthetic 2-component mixtures in {data}, rssnetd on {endpoint}\n")
+    out.flush()
+    with log_path.open("w") as log_file:
+        daemon = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            received, final = _listen_then_stop(daemon, endpoint, args.count, args.timeout, out)
+            code = daemon.wait(timeout=60)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
+    if received < args.count or code != 0:
+        out.write(f"# demo failed: {received}/{args.count} results, rssnetd exit {code}\n")
+        out.write("# rssnetd log (last lines):\n")
+        for line in log_path.read_text().splitlines()[-20:]:
+            out.write(f"#   {line}\n")
+        return 1
+    if final is not None:
+        out.write(format_status(final) + "\n")
+    out.write(f"# rssnetd stopped by SIGTERM, exit {code}\n")
+    return 0
+
+
+def _listen_then_stop(
+    daemon: subprocess.Popen[Any], endpoint: str, count: int, timeout_s: float, out: TextIO
+) -> tuple[int, Message | None]:
+    """Print ``count`` results, SIGTERM the daemon, wait for its final status message."""
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"rssnet.")
+    sub.connect(endpoint)
+    gaps = GapTracker()
+    printed = drained = 0
+    stopping = False
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if not sub.poll(200):
+                if daemon.poll() is not None:
+                    return printed, None  # died, or exited before its final status arrived
+                continue
+            message = decode(sub.recv_multipart(copy=False))
+            note = gaps.check(message)
+            if note:
+                out.write(note + "\n")
+            if message.stream == "result":
+                if printed < count:
+                    printed += 1
+                    out.write(format_result(message, time.time_ns()) + "\n")
+                    out.flush()
+                else:
+                    drained += 1  # accepted before SIGTERM, published while stopping
+                if printed == count and not stopping:
+                    stopping = True
+                    daemon.send_signal(signal.SIGTERM)
+            elif message.header.get("state") == "stopped":
+                out.write(f"# {drained} more result(s) published while stopping\n")
+                return printed, message
+        return printed, None
+    finally:
+        sub.close()

@@ -1,0 +1,163 @@
+"""``rssnetd --config FILE``: the daemon, in the foreground (systemd runs it this way).
+
+Exit codes: 0 after a clean stop (SIGTERM/SIGINT or the replay's end) with every accepted
+spectrum published; 78 (``EX_CONFIG``) for an invalid config, every error listed; 69
+(``EX_UNAVAILABLE``) when the endpoint is in use, no backend can serve or the instrument
+cannot be opened; 1 when the driver fails while running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from rssnet import __version__
+from rssnet.config.cli import EX_CONFIG, report_config_error
+from rssnet.config.load import load_config
+from rssnet.config.schema import Config
+from rssnet.daemon.logging import configure_logging
+from rssnet.daemon.pipeline import Pipeline
+from rssnet.drivers.base import Driver
+from rssnet.drivers.replay import ReplayDriver
+from rssnet.engine.base import Backend
+from rssnet.engine.select import open_backend
+from rssnet.errors import ConfigError, DriverError, EngineError, PublishError
+from rssnet.preprocess import Preprocessor
+from rssnet.publish import ZmqPublisher
+
+EX_UNAVAILABLE = 69
+log = structlog.get_logger("rssnetd")
+
+
+def make_driver(config: Config, backend: Backend) -> Driver:
+    """The configured driver, told which axis range the model needs."""
+    instrument = config.instrument
+    axis = backend.info.axis
+    axis_range = (float(axis[0]), float(axis[-1]))
+    coverage = config.preprocess.min_coverage
+    if instrument.driver == "replay" and instrument.replay is not None:
+        return ReplayDriver(instrument.replay, axis_range=axis_range, min_coverage=coverage)
+    if instrument.driver == "serial" and instrument.serial is not None:
+        # Imported here: the serial driver pulls in pyserial, which replay never needs.
+        from rssnet.drivers.serial import SerialDriver
+
+        return SerialDriver(instrument.serial, axis_range=axis_range, min_coverage=coverage)
+    raise ConfigError(
+        "instrument.driver",
+        [f"instrument.driver: driver {instrument.driver!r} is not available in this build"],
+    )
+
+
+def model_path(config: Config) -> Path:
+    if config.engine.model is not None:
+        return config.engine.model
+    from rssnet.model.checkpoint import default_model_path
+
+    return default_model_path()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rssnetd", description="rssnet daemon: spectrometer → RSSNet → ZeroMQ."
+    )
+    parser.add_argument("--config", required=True, metavar="FILE", help="TOML config file")
+    parser.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (dotted.key=<TOML value>); repeatable",
+    )
+    parser.add_argument("--version", action="version", version=f"rssnetd {__version__}")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        config = load_config(args.config, args.override)
+    except ConfigError as err:
+        report_config_error(err, "rssnetd")
+        return EX_CONFIG
+    configure_logging(config.logging.level, config.logging.format)
+    return serve(config, args.config)
+
+
+def serve(config: Config, source: str) -> int:
+    """Bind, load, open, run; returns the exit code."""
+    log.info("starting", version=__version__, config=source, instrument=config.instrument.name)
+    # Handlers go in first: a SIGTERM while the model loads must still end cleanly.
+    stopper = _Stopper()
+    signal.signal(signal.SIGTERM, stopper.handle)
+    signal.signal(signal.SIGINT, stopper.handle)
+    # Bind first: a port clash is reported at once, before seconds of model loading.
+    try:
+        publisher = ZmqPublisher(
+            config.instrument.name,
+            config.publish.endpoint,
+            sndhwm=config.publish.sndhwm,
+            linger_s=config.publish.linger_s,
+        )
+    except PublishError as err:
+        return _fail(f"{err}", "publish.endpoint")
+    backend: Backend | None = None
+    driver: Driver | None = None
+    try:
+        backend = open_backend(
+            config.engine.backend,
+            model_path(config),
+            device=config.engine.device,
+            max_batch=config.engine.max_batch,
+        )
+        driver = make_driver(config, backend)
+        driver.open(timeout=10.0)
+        pipeline = Pipeline(
+            config, driver, Preprocessor(config.preprocess, backend.info.axis), backend, publisher
+        )
+        stopper.attach(pipeline)
+        log.info("serving", endpoint=publisher.endpoint, session=publisher.session)
+        code = pipeline.run()
+    except ConfigError as err:
+        report_config_error(ConfigError(source, err.errors), "rssnetd")
+        code = EX_CONFIG
+    except (EngineError, DriverError) as err:
+        code = _fail(str(err), type(err).__name__)
+    finally:
+        if driver is not None:
+            driver.close()
+        if backend is not None:
+            backend.close()
+        publisher.close()  # lingers up to publish.linger_s to deliver what is queued
+    log.info("exit", code=code)
+    return code
+
+
+def _fail(message: str, what: str) -> int:
+    log.error("cannot_start", reason=message, where=what)
+    sys.stderr.write(f"rssnetd: error: {message}\n")
+    return EX_UNAVAILABLE
+
+
+class _Stopper:
+    """SIGTERM/SIGINT: stop acquisition; the pipeline then drains what it accepted."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._pipeline: Pipeline | None = None
+
+    def attach(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        if self.requested:
+            pipeline.stop()
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        log.info("signal", signal=signal.Signals(signum).name, action="stopping acquisition")
+        if self._pipeline is not None:
+            self._pipeline.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,285 @@
+"""The running service: driver thread → bounded queue → preprocess → engine → publish.
+
+One thread reads the driver and puts each spectrum into a bounded queue: a spectrum is
+*accepted* once it is in the queue, and every accepted spectrum is published exactly once,
+as ``ok`` or as ``error`` with the reason.  The calling thread takes spectra off the queue
+in batches, runs the engine, fits abundances and publishes; it alone touches the publisher
+(ZeroMQ sockets are not thread-safe), status messages included.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+
+from rssnet.config.schema import Config
+from rssnet.drivers.base import Driver
+from rssnet.engine.base import Backend
+from rssnet.engine.postprocess import abundances
+from rssnet.errors import SpectrumRejected
+from rssnet.preprocess import Preprocessor
+from rssnet.publish import Publisher
+from rssnet.types import RawSpectrum
+
+log = structlog.get_logger(__name__)
+
+_END = object()  # queued by the driver thread after its last spectrum
+
+
+@dataclass
+class Counters:
+    """Result counters; at the end ``acquired == published + dropped``."""
+
+    acquired: int = 0  # accepted into the queue
+    published: int = 0  # results handed to the socket (ok and error)
+    failed: int = 0  # published results with status "error"
+    dropped: int = 0  # results the publisher had to drop (subscriber queue full)
+    batches: int = 0
+
+
+class Pipeline:
+    """Wires a driver, a preprocessor, a backend and a publisher; :meth:`run` blocks."""
+
+    def __init__(
+        self,
+        config: Config,
+        driver: Driver,
+        preprocessor: Preprocessor,
+        backend: Backend,
+        publisher: Publisher,
+    ) -> None:
+        self.config = config
+        self.driver = driver
+        self.preprocessor = preprocessor
+        self.backend = backend
+        self.publisher = publisher
+        self.counters = Counters()
+        self.state = "starting"
+        self.driver_error = ""
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=config.engine.queue_size)
+        self._stopping = threading.Event()
+        self._model = {"name": backend.info.name, "sha256": backend.info.sha256}
+        self._started = time.monotonic()
+        self._last_status = (self._started, 0, 0)  # time, acquired, published
+
+    # -- control -------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop acquiring; what is accepted is still published.  Signal-handler safe."""
+        self._stopping.set()
+        self.driver.stop()
+
+    def run(self) -> int:
+        """Serve until the driver ends or :meth:`stop`; 0 on a clean end, 1 if the driver
+        failed.  Every accepted spectrum is published before this returns."""
+        if not self._wait_for_subscribers():
+            return 0
+        self.state = "running"
+        reader = threading.Thread(target=self._acquire, name="rssnet-driver", daemon=True)
+        reader.start()
+        next_status = time.monotonic()
+        ended = False
+        while not ended:
+            now = time.monotonic()
+            if now >= next_status:
+                self._publish_status()
+                next_status = now + self.config.publish.status_interval_s
+            batch, ended = self._next_batch(timeout=max(0.0, next_status - time.monotonic()))
+            if batch:
+                self._process(batch)
+        reader.join()
+        self.state = "stopped"
+        self._publish_status()
+        log.info("pipeline_stopped", **asdict(self.counters), driver_error=self.driver_error)
+        return 1 if self.driver_error else 0
+
+    def _wait_for_subscribers(self) -> bool:
+        want = self.config.publish.wait_for_subscribers
+        if want <= 0:
+            return True
+        self.state = "waiting"
+        log.info("waiting_for_subscribers", count=want, endpoint=self.config.publish.endpoint)
+        deadline = time.monotonic() + self.config.publish.wait_timeout_s
+        next_status = 0.0
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            if now >= next_status:
+                self._publish_status()
+                next_status = now + self.config.publish.status_interval_s
+            if self.publisher.wait_for_subscribers(want, timeout_s=0.2):
+                return True
+            if now >= deadline:
+                log.warning(
+                    "no_subscribers_starting_anyway", waited_s=self.config.publish.wait_timeout_s
+                )
+                return True
+        self.state = "stopped"
+        self._publish_status()
+        return False
+
+    # -- acquisition thread --------------------------------------------------------
+    def _acquire(self) -> None:
+        try:
+            for raw in self.driver.stream():
+                # Counted before the put so a status never shows published > acquired.
+                self.counters.acquired += 1
+                # Blocks while the queue is full: back-pressure on the driver, never a drop.
+                self._queue.put(raw)
+        except Exception as err:  # any driver failure ends acquisition, reported below
+            self.driver_error = f"{type(err).__name__}: {err}"
+            log.error("driver_failed", error=self.driver_error, exc_info=True)
+        finally:
+            self._queue.put(_END)
+
+    # -- processing ----------------------------------------------------------------
+    def _next_batch(self, timeout: float) -> tuple[list[RawSpectrum], bool]:
+        try:
+            first = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return [], False
+        if first is _END:
+            return [], True
+        batch = [first]
+        deadline = time.monotonic() + self.config.engine.max_wait_ms / 1000.0
+        while len(batch) < self.backend.max_batch:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is _END:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _process(self, batch: list[RawSpectrum]) -> None:
+        self.counters.batches += 1
+        mixtures: list[npt.NDArray[np.float32]] = []
+        ready: list[RawSpectrum] = []
+        for raw in batch:
+            try:
+                mixtures.append(self.preprocessor.apply(raw).mixture)  # L
+                ready.append(raw)
+            except SpectrumRejected as err:
+                self._publish_error(raw, raw.axis, raw.intensity, f"preprocess: {err}")
+        if not ready:
+            return
+        stacked = np.stack(mixtures)  # B, L
+        try:
+            components = self.backend.separate(stacked)  # B, C, L
+        except Exception as err:  # the runtime failed on this batch; isolate the culprit
+            if len(ready) == 1:
+                self._publish_error(ready[0], self.backend.info.axis, stacked[0], f"engine: {err}")
+                return
+            log.warning("batch_failed_retrying_singly", size=len(ready), error=str(err))
+            for raw, mixture in zip(ready, stacked, strict=True):
+                self._process_one(raw, mixture)
+            return
+        for raw, mixture, comps in zip(ready, stacked, components, strict=True):
+            self._publish_result(raw, mixture, comps)
+
+    def _process_one(self, raw: RawSpectrum, mixture: npt.NDArray[np.float32]) -> None:
+        try:
+            components = self.backend.separate(mixture[None, :])  # 1, C, L
+        except Exception as err:
+            self._publish_error(raw, self.backend.info.axis, mixture, f"engine: {err}")
+            return
+        self._publish_result(raw, mixture, components[0])
+
+    def _publish_result(
+        self, raw: RawSpectrum, mixture: npt.NDArray[np.float32], comps: npt.NDArray[np.float32]
+    ) -> None:
+        try:
+            fit = abundances(mixture, comps)
+        except SpectrumRejected as err:
+            self._publish_error(raw, self.backend.info.axis, mixture, f"abundances: {err}")
+            return
+        arrays = {
+            "axis": self.backend.info.axis,
+            "mixture": mixture,
+            "components": comps,
+            "abundances": fit.shares,
+        }
+        self._send(raw, {"status": "ok", "residual": fit.residual}, arrays)
+
+    def _publish_error(
+        self, raw: RawSpectrum, axis: npt.ArrayLike, mixture: npt.ArrayLike, reason: str
+    ) -> None:
+        # The spectrum still goes out (CONTRACTS §1), with empty components.
+        length = int(np.asarray(axis).shape[0])
+        log.warning("spectrum_failed", source=raw.source, error=reason)
+        self.counters.failed += 1
+        arrays = {
+            "axis": np.asarray(axis, np.float32),
+            "mixture": np.asarray(mixture, np.float32),
+            "components": np.zeros((0, length), np.float32),
+            "abundances": np.zeros(0, np.float32),
+        }
+        self._send(raw, {"status": "error", "error": reason}, arrays)
+
+    def _send(
+        self, raw: RawSpectrum, extra: Mapping[str, Any], arrays: Mapping[str, npt.ArrayLike]
+    ) -> None:
+        header = {
+            "t_acq_ns": raw.t_acq_ns,
+            "model": self._model,
+            "source": raw.source,
+            "driver_seq": raw.seq,
+            "flags": int(raw.flags),
+            "backend": self.backend.name,
+            **extra,
+        }
+        if self.publisher.publish("result", header, arrays):
+            self.counters.published += 1
+        else:
+            self.counters.dropped += 1
+
+    # -- status --------------------------------------------------------------------
+    def _publish_status(self) -> None:
+        now = time.monotonic()
+        then, acquired_then, published_then = self._last_status
+        span = max(now - then, 1e-9)
+        c = self.counters
+        self._last_status = (now, c.acquired, c.published)
+        header: dict[str, Any] = {
+            "status": "error" if self.driver_error else "ok",
+            "model": self._model,
+            "state": self.state,
+            "uptime_s": round(now - self._started, 3),
+            "counters": asdict(c),
+            "rates": {
+                "acquired_hz": round((c.acquired - acquired_then) / span, 3),
+                "published_hz": round((c.published - published_then) / span, 3),
+            },
+            "queue": {"depth": self._queue.qsize(), "capacity": self._queue.maxsize},
+            "driver": _plain(self.driver.health()),
+            "engine": {
+                "state": "ready",
+                "backend": self.backend.name,
+                "max_batch": self.backend.max_batch,
+                "model": self.backend.info.name,
+            },
+            "publisher": _plain(self.publisher.stats()),
+        }
+        if self.driver_error:
+            header["error"] = self.driver_error
+        self.publisher.publish("status", header, {})
+
+
+def _plain(value: Any) -> Any:
+    """Health data as msgpack-safe plain types (numpy scalars, paths, enums → plain)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
