@@ -1,0 +1,255 @@
+"""``rssnet identify``: name the separated components of a live result stream.
+
+    rssnet identify --library PATH [--endpoint E] [--publish E2] [--top-k 3] [--count N]
+
+Subscribes to ``rssnet.<instrument>.result`` messages, matches each component against the
+library, fits abundances, prints one line per spectrum and republishes
+``rssnet.<instrument>.identification`` messages on its own PUB socket (``--publish``) in
+the framing of CONTRACTS §1.  An identification message's header adds ``result_seq``,
+``result_session``, ``library`` and ``components`` (one map per component: ``name``,
+``score``, ``candidates`` [{``name``, ``id``, ``score``}]); its frames are ``abundances``
+(C,) ``<f4`` and ``scores`` (C, top_k) ``<f4``.  Malformed messages are reported and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import numpy as np
+import numpy.typing as npt
+import zmq
+
+from rssnet.analysis.identify import DEFAULT_THRESHOLD, Identification, Identifier, abundances
+from rssnet.analysis.library_io import LibraryCache
+from rssnet.errors import LibraryError, PublishError, WireError
+from rssnet.wire import SCHEMA_VERSION, Message, decode, encode, topic_for
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5560"
+DEFAULT_PUBLISH = "tcp://127.0.0.1:5561"
+
+
+@dataclass(frozen=True)
+class Identified:
+    """What one result message yields: ``line`` to print, ``header``/``arrays`` to publish."""
+
+    line: str
+    header: dict[str, Any]
+    arrays: dict[str, npt.NDArray[np.float32]]
+    idents: list[Identification]
+
+
+class IdentifyService:
+    """Turns result messages into identifications (one identifier per model axis)."""
+
+    def __init__(
+        self, library: LibraryCache, top_k: int = 3, threshold: float = DEFAULT_THRESHOLD
+    ) -> None:
+        self.library = library
+        self.top_k = top_k
+        self.threshold = threshold
+        self._identifiers: dict[bytes, Identifier] = {}
+
+    def identifier(self, axis: npt.NDArray[Any]) -> Identifier:
+        a = np.ascontiguousarray(axis, dtype=np.float32)
+        key = a.tobytes()
+        if key not in self._identifiers:
+            lib = self.library.on_axis(a)
+            self._identifiers[key] = Identifier(
+                lib.spectra, lib.names, lib.ids, threshold=self.threshold
+            )
+        return self._identifiers[key]
+
+    def handle(self, message: Message) -> Identified:
+        """Identify one decoded result; WireError when its arrays do not fit together."""
+        axis = message.arrays["axis"]
+        mixture = message.arrays["mixture"]
+        comps = message.arrays["components"]
+        if axis.ndim != 1 or mixture.shape != axis.shape:
+            raise WireError(
+                f"{message.topic}: axis {axis.shape} and mixture {mixture.shape} differ"
+            )
+        if comps.ndim != 2 or comps.shape[1] != axis.shape[0] or comps.shape[0] < 1:
+            raise WireError(f"{message.topic}: components {comps.shape} are not (C, {axis.size})")
+        if not (np.isfinite(comps).all() and np.isfinite(mixture).all()):
+            raise WireError(f"{message.topic}: non-finite values in mixture or components")
+        ident = self.identifier(axis)
+        idents = ident.identify(comps, top_k=self.top_k)
+        shares = abundances(mixture, comps)
+        scores = np.zeros((len(idents), self.top_k), dtype=np.float32)
+        for i, it in enumerate(idents):
+            scores[i, : len(it.candidates)] = [c.score for c in it.candidates]
+        head = message.header
+        header: dict[str, Any] = {
+            "t_acq_ns": int(head["t_acq_ns"]),
+            "status": "ok",
+            "model": dict(head["model"]),
+            "result_seq": int(head["seq"]),
+            "result_session": str(head["session"]),
+            "library": self.library.path,
+            "components": [
+                {
+                    "name": it.name,
+                    "score": round(it.score, 4),
+                    "candidates": [
+                        {"name": c.name, "id": c.id, "score": round(c.score, 4)}
+                        for c in it.candidates
+                    ],
+                }
+                for it in idents
+            ],
+        }
+        parts = [
+            f"c{k} {it.name} ({it.score:.2f}) {100 * float(s):5.1f}%"
+            + (
+                f" [next: {it.candidates[1].name} {it.candidates[1].score:.2f}]"
+                if len(it.candidates) > 1
+                else ""
+            )
+            for k, (it, s) in enumerate(zip(idents, shares, strict=True))
+        ]
+        line = f"{head['instrument']} seq={head['seq']} | " + " | ".join(parts)
+        arrays = {"abundances": shares, "scores": scores}
+        return Identified(line=line, header=header, arrays=arrays, idents=idents)
+
+
+class Republisher:
+    """A bound PUB socket sending ``rssnet.<instrument>.identification`` messages with their
+    own ``session`` and per-topic ``seq`` (CONTRACTS §1 framing); counts what it drops."""
+
+    def __init__(self, endpoint: str, context: zmq.Context[Any], sndhwm: int = 1000) -> None:
+        self.session = secrets.token_hex(8)
+        # XPUB: a PUB socket to subscribers that also reports their subscriptions.
+        self.socket: zmq.Socket[Any] = context.socket(zmq.XPUB)
+        self.socket.setsockopt(zmq.SNDHWM, sndhwm)
+        self.socket.setsockopt(zmq.XPUB_NODROP, 1)  # full peer → Again → counted drop
+        self.socket.setsockopt(zmq.LINGER, 1000)
+        try:
+            self.socket.bind(endpoint)
+        except zmq.ZMQError as err:
+            self.socket.close(linger=0)
+            raise PublishError(f"cannot bind {endpoint!r}: {err}") from err
+        self.endpoint: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.seq: dict[str, int] = {}
+        self.sent = 0
+        self.dropped = 0
+
+    def publish(self, instrument: str, header: dict[str, Any], arrays: dict[str, Any]) -> None:
+        topic = topic_for(instrument, "identification")
+        seq = self.seq.get(topic, 0)
+        self.seq[topic] = seq + 1
+        full = {
+            "v": SCHEMA_VERSION,
+            "session": self.session,
+            "seq": seq,
+            "instrument": instrument,
+            **header,
+            "t_pub_ns": time.time_ns(),
+        }
+        try:
+            self.socket.send_multipart(encode(topic, full, arrays), flags=zmq.NOBLOCK, copy=False)
+            self.sent += 1
+        except zmq.Again:
+            self.dropped += 1  # seq was consumed: subscribers see the loss as a gap
+
+    def wait_for_subscribers(self, count: int, timeout_s: float) -> bool:
+        """Block until ``count`` subscriptions arrived; ``False`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        seen = 0
+        while seen < count:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.socket.poll(int(left * 1000)):
+                return False
+            if self.socket.recv()[:1] == b"\x01":
+                seen += 1
+        return True
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def run(
+    service: IdentifyService,
+    endpoint: str,
+    republisher: Republisher | None = None,
+    topic: str = "rssnet.",
+    count: int | None = None,
+    timeout_s: float | None = None,
+    out: TextIO = sys.stdout,
+    context: zmq.Context[Any] | None = None,
+) -> int:
+    """Identify results until ``count`` were handled (or no message for ``timeout_s``);
+    returns the number identified."""
+    ctx = context or zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt_string(zmq.SUBSCRIBE, topic)
+    sub.connect(endpoint)
+    done = 0
+    try:
+        while count is None or done < count:
+            if not sub.poll(None if timeout_s is None else int(timeout_s * 1000)):
+                out.write(f"# no message for {timeout_s:g} s on {endpoint}\n")
+                break
+            frames = sub.recv_multipart(copy=False)
+            try:
+                message = decode(frames)
+                if message.stream != "result":
+                    continue
+                if message.header["status"] != "ok":
+                    out.write(f"# {message.topic} seq={message.seq}: error result skipped\n")
+                    continue
+                result = service.handle(message)
+            except WireError as err:
+                out.write(f"# bad message skipped: {err}\n")
+                continue
+            out.write(result.line + "\n")
+            out.flush()
+            done += 1
+            if republisher is not None:
+                inst = str(message.header["instrument"])
+                republisher.publish(inst, result.header, result.arrays)
+    finally:
+        sub.close()
+    return done
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="rssnet identify", description=__doc__.split("\n\n")[0])
+    p.add_argument("--library", required=True, help="RRUFF .zip or directory of spectra")
+    p.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="daemon PUB endpoint")
+    p.add_argument("--topic", default="rssnet.", help="topic prefix to subscribe to")
+    p.add_argument(
+        "--publish",
+        default=DEFAULT_PUBLISH,
+        help="bind here to republish identifications ('none' to disable)",
+    )
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help="best cosine score below which a component is 'unknown'",
+    )
+    p.add_argument("--count", type=int, help="stop after N results")
+    p.add_argument("--timeout", type=float, help="give up after S seconds without a message")
+    args = p.parse_args(argv)
+    try:
+        service = IdentifyService(LibraryCache(args.library), args.top_k, args.threshold)
+        ctx: zmq.Context[Any] = zmq.Context.instance()
+        repub = None if args.publish == "none" else Republisher(args.publish, ctx)
+        try:
+            done = run(service, args.endpoint, repub, args.topic, args.count, args.timeout)
+        finally:
+            if repub is not None:
+                repub.close()
+    except KeyboardInterrupt:
+        return 0
+    except (LibraryError, PublishError, zmq.ZMQError) as err:
+        sys.stderr.write(f"rssnet identify: {err}\n")
+        return 1
+    return 0 if args.count is None or done >= args.count else 1

@@ -1,0 +1,163 @@
+"""Identification against a synthetic library, abundances, hybrid refinement, and the live
+``rssnet identify`` client over real ZeroMQ sockets."""
+
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+from conftest import peak_library, two_mixes
+
+from rssnet.analysis.identify import UNKNOWN, Identifier, abundances, refine_hybrid
+from rssnet.analysis.identify_client import IdentifyService, Republisher, main, run
+from rssnet.analysis.library_io import LibraryCache
+from rssnet.errors import LibraryError
+from rssnet.publish import ZmqPublisher
+from rssnet.wire import decode
+
+AXIS = np.linspace(200.0, 1200.0, 400, dtype=np.float32)
+LIB = peak_library(40, length=400, seed=5)  # L, N
+NAMES = [f"Mineral{j}" for j in range(LIB.shape[1])]
+
+
+def write_library(d: Path, lib: np.ndarray = LIB) -> Path:
+    d.mkdir()
+    for j in range(lib.shape[1]):
+        rows = "\n".join(f"{x:.3f},{y:.6f}" for x, y in zip(AXIS, lib[:, j], strict=True))
+        (d / f"Mineral{j}__R{j:05d}.txt").write_text(
+            f"##NAMES=Mineral{j}\n##RRUFFID=R{j:05d}\n{rows}\n##END=\n"
+        )
+    return d
+
+
+def test_top1_on_noisy_library_spectra() -> None:
+    rng = np.random.default_rng(0)
+    ident = Identifier(LIB.T, NAMES)
+    noisy = LIB.T * rng.uniform(0.3, 3, (LIB.shape[1], 1)) + 0.05 * rng.normal(size=LIB.T.shape)
+    result = ident.identify(noisy, top_k=3)
+    assert np.mean([r.name == n for r, n in zip(result, NAMES, strict=True)]) >= 0.95
+    assert all(len(r.candidates) == 3 for r in result)
+    assert all(r.candidates[0].score >= r.candidates[1].score for r in result)
+
+
+def test_unknown_below_threshold() -> None:
+    ident = Identifier(LIB.T, NAMES)
+    stranger = peak_library(5, length=400, seed=99).T
+    names = [r.name for r in ident.identify(stranger)]
+    assert names.count(UNKNOWN) >= 4
+
+
+def test_same_mineral_counts_once() -> None:
+    ident = Identifier(
+        np.concatenate([LIB.T[:1], LIB.T[:1] * 0.9, LIB.T[1:5]]),
+        ["Quartz", "quartz ", "A", "B", "C", "D"],
+    )
+    cands = ident.identify(LIB.T[0], top_k=3)[0].candidates
+    assert [c.name.strip().lower() for c in cands].count("quartz") == 1
+
+
+def test_abundances_are_shares() -> None:
+    comps = LIB.T[:2]
+    mix = 0.25 * comps[0] + 0.75 * comps[1]
+    shares = abundances(mix, comps)
+    expected = np.array([0.25 * comps[0].sum(), 0.75 * comps[1].sum()])
+    assert np.allclose(shares, expected / expected.sum(), atol=1e-3)
+    assert shares.sum() == pytest.approx(1.0)
+
+
+def test_hybrid_refines_confident_components() -> None:
+    mix, src, _ = two_mixes(LIB, 10, snr_db=20)
+    rng = np.random.default_rng(1)
+    est = src + 0.1 * rng.normal(size=src.shape).astype(np.float32)  # a noisy "network"
+    ident = Identifier(LIB.T, NAMES)
+    refined, mask = refine_hybrid(ident, mix, est)
+    assert mask.mean() > 0.8
+    err_before = np.linalg.norm(est - src, axis=-1)[mask].mean()
+    err_after = np.linalg.norm(refined - src, axis=-1)[mask].mean()
+    assert err_after < 0.5 * err_before
+
+
+def test_library_errors(tmp_path: Path) -> None:
+    with pytest.raises(LibraryError, match="not found"):
+        LibraryCache(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LibraryError, match="no readable spectra"):
+        LibraryCache(tmp_path / "empty")
+    cache = LibraryCache(write_library(tmp_path / "lib"))
+    with pytest.raises(LibraryError, match="does not overlap"):
+        cache.on_axis(np.linspace(2000, 3000, 10, dtype=np.float32))
+
+
+def test_identify_client_live(tmp_path: Path) -> None:
+    ctx = zmq.Context()
+    daemon = ZmqPublisher("lab1", "tcp://127.0.0.1:0", context=ctx)
+    repub = Republisher("tcp://127.0.0.1:0", ctx)
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt_string(zmq.SUBSCRIBE, "rssnet.lab1.identification")
+    sub.connect(repub.endpoint)
+    assert repub.wait_for_subscribers(1, 10.0)
+    service = IdentifyService(LibraryCache(write_library(tmp_path / "lib")))
+    out = io.StringIO()
+    worker = threading.Thread(
+        target=run,
+        args=(service, daemon.endpoint, repub),
+        kwargs={"count": 3, "timeout_s": 20.0, "out": out, "context": ctx},
+    )
+    worker.start()
+    try:
+        assert daemon.wait_for_subscribers(1, 10.0)
+        head = {"status": "ok", "model": {"name": "m", "sha256": "0" * 64}}
+        mix, src, ids = two_mixes(LIB, 3, snr_db=25)
+        # malformed ones first: a missing array, and components of the wrong length
+        daemon.publish("result", head, {"axis": AXIS, "mixture": mix[0], "components": src[0]})
+        daemon.publish(
+            "result",
+            head,
+            {
+                "axis": AXIS,
+                "mixture": mix[0],
+                "components": src[0, :, :10],
+                "abundances": np.ones(2),
+            },
+        )
+        for i in range(3):
+            daemon.publish(
+                "result",
+                head,
+                {"axis": AXIS, "mixture": mix[i], "components": src[i], "abundances": np.ones(2)},
+            )
+        worker.join(30.0)
+        assert not worker.is_alive()
+        lines = out.getvalue().splitlines()
+        assert sum(line.startswith("# bad message") for line in lines) == 2
+        results = [line for line in lines if line.startswith("lab1 seq=")]
+        assert len(results) == 3
+        assert f"Mineral{ids[0, 0]}" in results[0] and f"Mineral{ids[0, 1]}" in results[0]
+        msgs = []
+        while sub.poll(5000) and len(msgs) < 3:
+            msgs.append(decode(sub.recv_multipart()))
+        assert [m.seq for m in msgs] == [0, 1, 2]
+        first = msgs[0]
+        assert first.topic == "rssnet.lab1.identification"
+        assert first.header["result_seq"] == 2  # the two bad ones took seq 0 and 1
+        assert {c["name"] for c in first.header["components"]} == {
+            f"Mineral{ids[0, 0]}",
+            f"Mineral{ids[0, 1]}",
+        }
+        assert first.arrays["scores"].shape == (2, 3)
+        assert first.arrays["abundances"].sum() == pytest.approx(1.0, abs=1e-5)
+    finally:
+        worker.join(30.0)
+        sub.close(linger=0)
+        repub.close()
+        daemon.close()
+        ctx.term()
+
+
+def test_identify_cli_bad_library(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--library", str(tmp_path / "missing"), "--publish", "none"]) == 1
+    assert "library not found" in capsys.readouterr().err
