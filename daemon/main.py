@@ -102,6 +102,7 @@ def serve(config: Config, source: str) -> int:
         )
     except PublishError as err:
         return _fail(f"{err}", "publish.endpoint")
+    log.info("bound", endpoint=publisher.endpoint, session=publisher.session)
     backend: Backend | None = None
     driver: Driver | None = None
     try:

@@ -159,38 +159,39 @@ class Pipeline:
         return batch, False
 
     def _process(self, batch: list[RawSpectrum]) -> None:
+        """Preprocess, separate and publish ``batch``, results in acquisition order."""
         self.counters.batches += 1
-        mixtures: list[npt.NDArray[np.float32]] = []
-        ready: list[RawSpectrum] = []
+        mixtures: list[npt.NDArray[np.float32] | None] = []
+        errors: list[str] = []
         for raw in batch:
             try:
                 mixtures.append(self.preprocessor.apply(raw).mixture)  # L
-                ready.append(raw)
+                errors.append("")
             except SpectrumRejected as err:
-                self._publish_error(raw, raw.axis, raw.intensity, f"preprocess: {err}")
-        if not ready:
-            return
-        stacked = np.stack(mixtures)  # B, L
-        try:
-            components = self.backend.separate(stacked)  # B, C, L
-        except Exception as err:  # the runtime failed on this batch; isolate the culprit
-            if len(ready) == 1:
-                self._publish_error(ready[0], self.backend.info.axis, stacked[0], f"engine: {err}")
-                return
-            log.warning("batch_failed_retrying_singly", size=len(ready), error=str(err))
-            for raw, mixture in zip(ready, stacked, strict=True):
-                self._process_one(raw, mixture)
-            return
-        for raw, mixture, comps in zip(ready, stacked, components, strict=True):
-            self._publish_result(raw, mixture, comps)
+                mixtures.append(None)
+                errors.append(f"preprocess: {err}")
+        ready = [m for m in mixtures if m is not None]
+        outputs = iter(self._separate(np.stack(ready)) if ready else [])  # each (C, L) or str
+        for raw, mixture, error in zip(batch, mixtures, errors, strict=True):
+            if mixture is None:
+                self._publish_error(raw, raw.axis, raw.intensity, error)
+                continue
+            output = next(outputs)
+            if isinstance(output, str):
+                self._publish_error(raw, self.backend.info.axis, mixture, output)
+            else:
+                self._publish_result(raw, mixture, output)
 
-    def _process_one(self, raw: RawSpectrum, mixture: npt.NDArray[np.float32]) -> None:
+    def _separate(self, stacked: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32] | str]:
+        """Components (C, L) per row of ``stacked`` (B, L), or the reason a row failed."""
         try:
-            components = self.backend.separate(mixture[None, :])  # 1, C, L
-        except Exception as err:
-            self._publish_error(raw, self.backend.info.axis, mixture, f"engine: {err}")
-            return
-        self._publish_result(raw, mixture, components[0])
+            return list(self.backend.separate(stacked))  # B × (C, L)
+        except Exception as err:  # the runtime failed on this batch; isolate the culprit
+            if stacked.shape[0] == 1:
+                log.warning("engine_failed", error=str(err))
+                return [f"engine: {type(err).__name__}: {err}"]
+            log.warning("batch_failed_retrying_singly", size=stacked.shape[0], error=str(err))
+            return [self._separate(row[None, :])[0] for row in stacked]
 
     def _publish_result(
         self, raw: RawSpectrum, mixture: npt.NDArray[np.float32], comps: npt.NDArray[np.float32]
