@@ -1,0 +1,188 @@
+"""Drivers by name: the built-in ones, and third-party ones from the ``rssnet.drivers``
+entry-point group.
+
+A plugin package declares, in its ``pyproject.toml``::
+
+    [project.entry-points."rssnet.drivers"]
+    myvendor = "myvendor_rssnet:MyVendorDriver"
+
+The target is a class (or any callable) building a :class:`~rssnet.drivers.base.Driver`
+from the options table ``[instrument.myvendor]``: ``factory(options)``, plus the keywords
+``axis_range`` and ``min_coverage`` when its signature takes them.  A factory with an
+``options_model`` attribute (a pydantic model) gets its options validated into it first.
+A plugin that fails to import is never fatal to the others: the error is kept and shown
+by ``rssnet drivers``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from rssnet.drivers.base import Driver
+from rssnet.errors import ConfigError, PluginError
+
+GROUP = "rssnet.drivers"
+
+# name → (target, options model path).  Imported only when used.
+BUILTIN: dict[str, tuple[str, str]] = {
+    "replay": ("rssnet.drivers.replay:ReplayDriver", "rssnet.config.schema:ReplayOptions"),
+    "serial": ("rssnet.drivers.serial:SerialDriver", "rssnet.config.schema:SerialOptions"),
+}
+
+Factory = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DriverEntry:
+    """One installed driver; ``error`` is set when it cannot be loaded."""
+
+    name: str
+    target: str
+    origin: str  # "builtin" or "<distribution> <version>"
+    error: str = ""
+
+
+def _resolve(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split(".") if attr else []:
+        obj = getattr(obj, part)
+    return obj
+
+
+def _origin(ep: EntryPoint) -> str:
+    dist = ep.dist
+    return f"{dist.name} {dist.version}" if dist is not None else "entry point"
+
+
+def _error_text(err: BaseException) -> str:
+    last = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
+    where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
+    return f"{type(err).__name__}: {err}{where}"
+
+
+def discover(load: bool = True) -> list[DriverEntry]:
+    """Every driver: built-ins first, then plugins sorted by name.  With ``load``, each is
+    imported so that broken ones carry their error."""
+    found: list[DriverEntry] = []
+    for name, (target, _) in BUILTIN.items():
+        error = ""
+        if load:
+            try:
+                _resolve(target)
+            except Exception as err:  # a broken built-in is shown, not raised
+                error = _error_text(err)
+        found.append(DriverEntry(name, target, "builtin", error))
+    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+        error = ""
+        if ep.name in BUILTIN:
+            error = f"name {ep.name!r} shadows a built-in driver; ignored"
+        elif load:
+            try:
+                factory = ep.load()
+                if not callable(factory):
+                    error = f"{ep.value!r} is not callable"
+            except Exception as err:  # plugin code is arbitrary: collect, never crash
+                error = _error_text(err)
+        found.append(DriverEntry(ep.name, ep.value, _origin(ep), error))
+    return found
+
+
+def load_factory(name: str) -> tuple[Factory, type[BaseModel] | None]:
+    """The factory and options model for ``name``; PluginError if unknown or broken."""
+    if name in BUILTIN:
+        target, model_path = BUILTIN[name]
+        try:
+            return _resolve(target), _resolve(model_path)
+        except Exception as err:
+            why = _error_text(err)
+            raise PluginError(f"built-in driver {name!r} failed to load: {why}") from err
+    matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
+    if not matches:
+        known = ", ".join(e.name for e in discover(load=False))
+        raise PluginError(f"unknown driver {name!r}; installed: {known}")
+    ep = matches[0]
+    try:
+        factory = ep.load()
+    except Exception as err:
+        raise PluginError(
+            f"driver plugin {name!r} ({ep.value}, {_origin(ep)}) failed to load: "
+            f"{_error_text(err)}"
+        ) from err
+    model = getattr(factory, "options_model", None)
+    is_model = isinstance(model, type) and issubclass(model, BaseModel)
+    return factory, model if is_model else None
+
+
+def create_driver(
+    name: str,
+    options: BaseModel | Mapping[str, Any] | None = None,
+    *,
+    axis_range: tuple[float, float] | None = None,
+    min_coverage: float = 0.0,
+) -> Driver:
+    """Build driver ``name`` from its options table.
+
+    Raises PluginError (unknown/broken driver, or the factory did not return a Driver) and
+    ConfigError (options do not validate).
+    """
+    factory, model = load_factory(name)
+    opts: Any = options if options is not None else {}
+    if model is not None and not isinstance(opts, model):
+        raw = opts.model_dump() if isinstance(opts, BaseModel) else dict(opts)
+        try:
+            opts = model.model_validate(raw)
+        except ValidationError as err:
+            problems = [
+                f"instrument.{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in err.errors()
+            ]
+            raise ConfigError(f"driver {name!r} options", problems) from err
+    kwargs: dict[str, Any] = {}
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]  # builtins without signatures: options only
+    if "axis_range" in params:
+        kwargs["axis_range"] = axis_range
+    if "min_coverage" in params:
+        kwargs["min_coverage"] = min_coverage
+    driver = factory(opts, **kwargs)
+    if not isinstance(driver, Driver):
+        raise PluginError(
+            f"driver {name!r}: {factory!r} returned {type(driver).__name__}, which lacks the "
+            "Driver methods (open, describe, configure, acquire, acquire_dark, stream, stop, "
+            "health, close)"
+        )
+    return driver
+
+
+def main(argv: list[str]) -> int:
+    """``rssnet drivers``: list installed drivers; exit 1 if any failed to load."""
+    parser = argparse.ArgumentParser(prog="rssnet drivers", description=main.__doc__)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    found = discover(load=True)
+    broken = [e for e in found if e.error]
+    if args.json:
+        sys.stdout.write(json.dumps([e.__dict__ for e in found], indent=2) + "\n")
+        return 1 if broken else 0
+    width = max(len(e.name) for e in found)
+    for e in found:
+        status = "ERROR" if e.error else "ok"
+        sys.stdout.write(f"{e.name:<{width}}  {status:<5}  {e.origin:<24}  {e.target}\n")
+    for e in broken:
+        # Loud on purpose: a driver that silently vanishes is how a lab loses a night of data.
+        sys.stderr.write(f"\nERROR: driver {e.name!r} ({e.target}) cannot be used:\n  {e.error}\n")
+    return 1 if broken else 0
