@@ -9,10 +9,11 @@ import numpy as np
 import numpy.typing as npt
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only; never needs a display)."""
     import matplotlib
 
-    matplotlib.use("Agg")  # files only; never needs a display
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
@@ -20,7 +21,7 @@ def _pyplot() -> Any:
 
 def plot_robustness(rows: list[dict[str, float]], path: Path, method: str) -> None:
     """SI-SNR and SI-SNRi (dB) against the input SNR bucket."""
-    plt = _pyplot()
+    plt = pyplot()
     centers = [(r["snr_lo"] + r["snr_hi"]) / 2 for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     ax.plot(centers, [r["si_snri"] for r in rows], "o-", label="SI-SNRi")
@@ -55,7 +56,7 @@ def plot_examples(
     count: int = 4,
 ) -> None:
     """A few mixtures with their true sources (dashed) and PIT-aligned estimates."""
-    plt = _pyplot()
+    plt = pyplot()
     count = min(count, len(mixtures))
     fig, axes = plt.subplots(count, 1, figsize=(8, 2.4 * count), dpi=110, squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
