@@ -44,6 +44,7 @@ def test_bwtek_metadata() -> None:
     # Raw data minus Dark is the file's "Dark Subtracted #1" column; check one row by hand:
     # pixel 95 in the file: dark 909,6667, raw 5011,3333.
     i = int(np.nonzero(s.meta["pixels"] == 98)[0][0])
+    assert s.dark is not None
     assert s.intensity[i] > s.dark[i]
 
 
