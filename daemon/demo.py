@@ -21,10 +21,11 @@ from typing import Any, TextIO
 import numpy as np
 import zmq
 
+import rssnet.config
 from rssnet.daemon.listen import GapTracker, format_result, format_status
 from rssnet.wire import Message, decode
 
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
+DEMO_CONFIG = Path(rssnet.config.__file__).with_name("demo.toml")
 
 
 def pseudo_mineral(

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import zmq
@@ -110,12 +110,13 @@ class Daemon:
         return code
 
     def start_reader(self) -> None:
-        assert self.process.stderr is not None
-        stream = self.process.stderr
-        self._reader = threading.Thread(
-            target=lambda: [self.lines.put(line) for line in stream], daemon=True
-        )
+        assert self.process.stderr is not None, "start the process with stderr=PIPE"
+        self._reader = threading.Thread(target=self._read, args=(self.process.stderr,), daemon=True)
         self._reader.start()
+
+    def _read(self, stream: TextIO) -> None:
+        for line in stream:
+            self.lines.put(line)
 
 
 def _parse(line: str) -> dict[str, Any]:
