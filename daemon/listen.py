@@ -93,7 +93,7 @@ def listen(
     topic: str = "rssnet.",
     count: int | None = None,
     timeout_s: float | None = None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     show_status: bool = False,
     on_message: Callable[[Message], bool] | None = None,
     context: zmq.Context[Any] | None = None,
@@ -103,6 +103,7 @@ def listen(
     ``timeout_s`` bounds the wait for the next message.  ``on_message`` sees every decoded
     message first; returning ``True`` from it ends listening.
     """
+    out = out if out is not None else sys.stdout
     ctx = context or zmq.Context.instance()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
+import pytest
 
 from rssnet.daemon.listen import GapTracker, format_result, top_peaks
+from rssnet.daemon.listen import main as listen_main
+from rssnet.publish import ZmqPublisher
 from rssnet.wire import decode, encode
 
 
@@ -19,7 +25,7 @@ def _result(seq: int, session: str = "s1", status: str = "ok") -> list[bytes]:
     }  # fmt: skip
     if status == "error":
         header["error"] = "engine: boom"
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "axis": axis,
         "mixture": comp0 + comp1,
         "components": np.stack([comp0, comp1]).astype(np.float32),
@@ -58,3 +64,28 @@ def test_gap_and_new_session_notes() -> None:
     assert note is not None
     assert "new session s2" in note
     assert gaps.check(decode(_result(1, session="s2"))) is None
+
+
+def test_listen_command_prints_one_line_per_result(capsys: pytest.CaptureFixture[str]) -> None:
+    publisher = ZmqPublisher("lab", "tcp://127.0.0.1:0", linger_s=5)
+    decoded = decode(_result(0))
+
+    def serve() -> None:
+        if publisher.wait_for_subscribers(1, timeout_s=30):
+            publisher.publish("status", {"status": "ok", "model": {"name": "m", "sha256": "0"}}, {})
+            for _ in range(3):
+                publisher.publish(
+                    "result",
+                    {"status": "ok", "model": decoded.header["model"], "t_acq_ns": time.time_ns()},
+                    decoded.arrays,
+                )
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    code = listen_main(["--endpoint", publisher.endpoint, "--count", "3", "--timeout", "30"])
+    thread.join()
+    publisher.close()
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" latency")[0] for line in lines] == ["lab seq=0", "lab seq=1", "lab seq=2"]
+    assert all("c0  62.5% peaks [465 206]" in line for line in lines)
