@@ -2,10 +2,14 @@
 library-guided refinement behind ``--method hybrid``.
 
 Similarity is the cosine between *representations* of the spectra (:func:`represent`):
-``deriv`` (default) is a Savitzky–Golay first derivative, which ignores offsets and slow
-baselines (brown noise, fluorescence) and weighs sharp peaks; ``raw`` is the mean-centred
-spectrum (Pearson correlation).  docs/results.md records the measurement behind the
-default and the ``unknown`` threshold.
+``sqrtderiv`` (default) is the Savitzky–Golay first derivative of the square root of the
+(clipped) spectrum: the derivative ignores offsets and slow baselines (brown noise,
+fluorescence), the square root lets weak peaks count beside one dominant band.  ``deriv``
+omits the square root; ``raw`` is the mean-centred spectrum (Pearson correlation).
+Measured on RRUFF (held-out RRUFF IDs against the rest, docs/results.md), ``sqrtderiv``
+names the right mineral first for 81–83% of spectra whose mineral is in the library,
+against 75–77% for ``deriv`` and ``raw``; the ``unknown`` threshold 0.7 balances naming
+known minerals against rejecting absent ones across 10–20 dB SNR.
 """
 
 from __future__ import annotations
@@ -21,17 +25,20 @@ from scipy.signal import savgol_filter
 from rssnet.errors import LibraryError
 
 F32 = npt.NDArray[np.float32]
-REPRESENTATIONS = ("deriv", "raw")
-# Cosine of derivative spectra below which a component is reported as unknown: calibrated
-# on RRUFF components (docs/results.md, "Identification").
-DEFAULT_THRESHOLD = 0.5
+REPRESENTATIONS = ("sqrtderiv", "deriv", "raw")
+# Best cosine (sqrtderiv) below which a component is reported as unknown: calibrated on
+# RRUFF spectra at 10–20 dB SNR (docs/results.md, "Identification").
+DEFAULT_THRESHOLD = 0.7
 UNKNOWN = "unknown"
 
 
-def represent(spectra: npt.ArrayLike, kind: str = "deriv", window: int = 11) -> F32:
+def represent(spectra: npt.ArrayLike, kind: str = "sqrtderiv", window: int = 11) -> F32:
     """(..., L) spectra → unit-norm representation (..., L) for cosine matching."""
     x = np.asarray(spectra, dtype=np.float64)
-    if kind == "deriv":
+    if kind == "sqrtderiv":
+        # cosine is scale-free and sqrt(a·x) = sqrt(a)·sqrt(x): no normalization needed
+        x = np.sqrt(np.clip(x, 0.0, None))
+    if kind in ("deriv", "sqrtderiv"):
         win = min(window, x.shape[-1] - (1 - x.shape[-1] % 2))
         r = savgol_filter(x, win, 2, deriv=1, axis=-1) if win >= 3 else np.diff(x, axis=-1)
     elif kind == "raw":
@@ -75,7 +82,7 @@ class Identifier:
         spectra: npt.ArrayLike,
         names: Sequence[str],
         ids: Sequence[str] | None = None,
-        kind: str = "deriv",
+        kind: str = "sqrtderiv",
         threshold: float = DEFAULT_THRESHOLD,
     ) -> None:
         lib = np.asarray(spectra, dtype=np.float32)
@@ -170,16 +177,16 @@ def refine_hybrid(
     refined = np.zeros(est.shape[:2], dtype=bool)
     lib = identifier.spectra.astype(np.float64)  # N, L
     for m in range(est.shape[0]):
-        best = identifier.scores(est[m]).max(axis=1)  # C
-        sure = np.flatnonzero(best >= identifier.threshold)
+        score = identifier.scores(est[m])  # C, N
+        sure = np.flatnonzero(score.max(axis=1) >= identifier.threshold)
         if sure.size == 0:
             continue
-        cols: list[np.ndarray] = []
-        owner: list[int] = []
-        for c in sure:
-            atoms = identifier.top_atoms(est[m, c], candidates)
-            cols.append(lib[atoms])
-            owner += [int(c)] * len(atoms)
+        # Candidates of all confident components; an atom shortlisted by two components
+        # belongs to the one it resembles more, or both would claim the same peaks.
+        atoms = np.unique(np.concatenate([np.argsort(-score[c])[:candidates] for c in sure]))
+        owners = sure[np.argmax(score[sure][:, atoms], axis=0)]
+        cols: list[np.ndarray] = [lib[atoms]]
+        owner: list[int] = [int(o) for o in owners]
         for k in sorted(set(range(est.shape[1])) - set(sure.tolist())):
             cols.append(np.clip(est[m, k : k + 1].astype(np.float64), 0, None))
             owner.append(-1 - k)

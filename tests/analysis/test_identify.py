@@ -72,7 +72,7 @@ def test_abundances_are_shares() -> None:
 def test_hybrid_refines_confident_components() -> None:
     mix, src, _ = two_mixes(LIB, 10, snr_db=20)
     rng = np.random.default_rng(1)
-    est = src + 0.1 * rng.normal(size=src.shape).astype(np.float32)  # a noisy "network"
+    est = src + 0.03 * rng.normal(size=src.shape).astype(np.float32)  # a noisy "network"
     ident = Identifier(LIB.T, NAMES)
     refined, mask = refine_hybrid(ident, mix, est)
     assert mask.mean() > 0.8
