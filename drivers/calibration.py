@@ -12,24 +12,16 @@ import numpy as np
 import numpy.typing as npt
 
 from rssnet.drivers.protocol import Calibration
+from rssnet.preprocessing.axis import (
+    DEFAULT_LASER_NM,
+    polynomial_wavelengths,
+    wavelength_to_shift,
+)
 
-DEFAULT_LASER_NM = 830.0
-
-
-def wavelength_to_shift(
-    wavelength_nm: npt.ArrayLike, laser_nm: float = DEFAULT_LASER_NM
-) -> npt.NDArray[np.float64]:
-    """Raman shift in cm⁻¹ of light at ``wavelength_nm`` excited by ``laser_nm``."""
-    if not laser_nm > 0:
-        raise ValueError(f"laser wavelength must be positive, got {laser_nm!r} nm")
-    return 1e7 / laser_nm - 1e7 / np.asarray(wavelength_nm, dtype=np.float64)
-
-
-def polynomial_wavelengths(coeffs: tuple[float, ...], npix: int) -> npt.NDArray[np.float64]:
-    """(npix,) λ(p) = c0 + c1·p + c2·p² + ... in nm."""
-    p = np.arange(npix, dtype=np.float64)
-    out = np.polynomial.polynomial.polyval(p, np.asarray(coeffs, dtype=np.float64))
-    return np.asarray(out, dtype=np.float64)
+__all__ = [
+    "DEFAULT_LASER_NM", "CheckedCalibration", "check_calibration", "polynomial_wavelengths",
+    "wavelength_to_shift",
+]
 
 
 @dataclass(frozen=True, slots=True)

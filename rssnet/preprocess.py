@@ -52,6 +52,7 @@ class PreprocessConfig(BaseModel):
     despike: bool = True
     despike_threshold: float = Field(8.0, gt=0.0, description="modified z-score of a jump")
     despike_max_width: int = Field(2, ge=1, le=10, description="widest spike, pixels")
+    despike_sharpness: float = Field(3.0, gt=0.0, description="jump vs outer slopes")
     # arPLS (Baek et al. 2015) needs no asymmetry parameter and follows the slow, broad
     # fluorescence of transmission Raman well; asls/airpls are there for comparison.
     baseline: Literal["arpls", "asls", "airpls", "none"] = "arpls"
@@ -114,7 +115,9 @@ class Preprocessor:
             raise SpectrumRejected(f"{raw.source}: fewer than 8 points inside the model range")
         spikes = 0
         if cfg.despike:
-            y, spikes = remove_spikes(y, cfg.despike_threshold, cfg.despike_max_width)
+            y, spikes = remove_spikes(
+                y, cfg.despike_threshold, cfg.despike_max_width, cfg.despike_sharpness
+            )
             if spikes:
                 flags |= SpectrumFlags.COSMIC_REMOVED
                 warnings.append(f"{spikes} cosmic-ray spike(s) removed")
