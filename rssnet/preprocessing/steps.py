@@ -53,7 +53,7 @@ def remove_spikes(
         return y.copy(), 0
     z = 0.6745 * (d - med) / mad
     floor = 2.0 * mad / 0.6745  # two noise steps: outer slopes below this count as flat
-    up = np.nonzero(z > threshold)[0]
+    up: list[int] = np.nonzero(z > threshold)[0].tolist()
     out = yd.copy()
     n_spikes = 0
     last_end = -1
