@@ -107,7 +107,18 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
     engine = config.engine
     if engine.model is not None and not engine.model.is_absolute():
         engine = engine.model_copy(update={"model": base_dir / engine.model})
-    return config.model_copy(update={"instrument": instrument, "engine": engine})
+    # Operations (issue 6): the archive folder and CURVE key files, like the model path.
+    ops: dict[str, Any] = {}
+    if config.archive.dir is not None and not config.archive.dir.is_absolute():
+        ops["archive"] = config.archive.model_copy(update={"dir": base_dir / config.archive.dir})
+    keys = {
+        name: base_dir / value
+        for name in ("server_secret_key", "allowed_clients")
+        if (value := getattr(config.security, name)) is not None and not value.is_absolute()
+    }
+    if keys:
+        ops["security"] = config.security.model_copy(update=keys)
+    return config.model_copy(update={"instrument": instrument, "engine": engine, **ops})
 
 
 def _absolute(path: str, base_dir: Path) -> str:

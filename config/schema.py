@@ -130,6 +130,69 @@ class LoggingConfig(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+# -- operations (issue 6): archive, control socket, metrics, CURVE security, systemd --------
+
+
+class ArchiveConfig(_Section):
+    """``[archive]``: every accepted spectrum and its result, appended to crash-safe files
+    (:mod:`rssnet.daemon.archive`), independent of whether anyone subscribes."""
+
+    # None: no archive (development runs).  The systemd unit points it at the state directory.
+    dir: Path | None = None
+    # A file is closed and a new one started past either limit; at most max_files are kept
+    # (the oldest are deleted), so the archive's disk use is bounded by about
+    # max_files x max_file_mb.
+    max_file_mb: float = Field(default=64.0, gt=0.0)
+    max_file_s: float = Field(default=3600.0, gt=0.0)
+    max_files: int = Field(default=100, ge=1)
+    # fsync at most this often (s); 0 = after every record.  Power loss loses at most this
+    # window; a torn last record is detected and skipped on read.
+    fsync_interval_s: float = Field(default=1.0, ge=0.0)
+
+
+class ControlConfig(_Section):
+    """``[control]``: the request/reply control socket (``status``, ``latest``, ``config``)."""
+
+    # None: no control socket.  Loopback unless configured otherwise, like the PUB socket.
+    endpoint: str | None = Field(default=None, pattern=r"^(tcp|ipc|inproc)://.+")
+    # Requests larger than this are answered with an error without being parsed.
+    max_request_bytes: int = Field(default=4096, ge=64, le=1_048_576)
+
+
+class MetricsConfig(_Section):
+    """``[metrics]``: optional Prometheus endpoint (needs the ``metrics`` extra)."""
+
+    # None: no metrics endpoint.
+    port: int | None = Field(default=None, ge=0, le=65535)
+    address: str = "127.0.0.1"
+
+
+class SecurityConfig(_Section):
+    """``[security]``: optional CURVE encryption and client authentication (ZeroMQ
+    ``zmq.auth``) on the PUB and control sockets; keys made with ``rssnet keys``."""
+
+    curve: bool = False
+    # The daemon's secret key file (``<name>.key_secret`` written by ``rssnet keys``).
+    server_secret_key: Path | None = None
+    # A folder of allowed clients' public key files (``*.key``); only these may connect.
+    allowed_clients: Path | None = None
+
+    @model_validator(mode="after")
+    def _keys_given(self) -> SecurityConfig:
+        if self.curve and (self.server_secret_key is None or self.allowed_clients is None):
+            raise ValueError("curve = true needs server_secret_key and allowed_clients")
+        return self
+
+
+class SystemdConfig(_Section):
+    """``[systemd]``: sd_notify readiness, status and watchdog (no-op outside systemd)."""
+
+    notify: bool = True
+    # The watchdog is fed only while the processing loop made progress within this many
+    # seconds, or is idle waiting for spectra; past it systemd sees the service as hung.
+    stall_timeout_s: float = Field(default=20.0, gt=0.0)
+
+
 class Config(_Section):
     """The whole daemon configuration."""
 
@@ -141,3 +204,8 @@ class Config(_Section):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
+    systemd: SystemdConfig = Field(default_factory=SystemdConfig)
