@@ -1,0 +1,88 @@
+"""The pipeline in-process: per-spectrum failures become ``error`` results in order, the
+stream goes on, and the counters add up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import zmq
+
+from rssnet.config.load import parse_config
+from rssnet.daemon.pipeline import Pipeline
+from rssnet.drivers.replay import ReplayDriver
+from rssnet.engine.base import Backend
+from rssnet.engine.select import open_backend
+from rssnet.errors import EngineError
+from rssnet.preprocess import Preprocessor
+from rssnet.publish import ZmqPublisher
+from rssnet.testing.daemon import Subscriber, write_spectrum_csv
+
+
+class FailsOnHighPeaks:
+    """The real torch backend, except that it fails any batch holding a spectrum whose
+    highest point lies above 1050 cm⁻¹: an engine fault no real input can trigger on demand."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.info = inner.info
+        self.max_batch = inner.max_batch
+
+    def separate(self, mixtures: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        peaks = self.info.axis[np.argmax(mixtures, axis=1)]  # B
+        if (peaks > 1050).any():
+            raise EngineError("injected failure")
+        return self.inner.separate(mixtures)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_failures_are_published_as_errors_in_order(tmp_path: Path, tiny_model: Path) -> None:
+    replay = tmp_path / "spectra"
+    replay.mkdir()
+    centers = [300, 400, 1100, 500, 600, 0, 700, 800, 900]  # 1100: engine fault; 0: all zero
+    for i, center in enumerate(centers):
+        path = replay / f"s{i}.csv"
+        if center:
+            write_spectrum_csv(path, center)
+        else:
+            path.write_text("".join(f"{x},0\n" for x in range(150, 1250)))
+    config = parse_config(
+        f'[instrument]\nname = "p"\ndriver = "replay"\n[instrument.replay]\npath = "{replay}"\n'
+        "[engine]\nmax_batch = 4\nmax_wait_ms = 1000\n"
+        '[publish]\nendpoint = "tcp://127.0.0.1:0"\nwait_for_subscribers = 1\n'
+    )
+    backend = FailsOnHighPeaks(open_backend(["torch"], tiny_model, max_batch=4))
+    assert isinstance(backend, Backend)
+    driver = ReplayDriver(config.instrument.replay)  # type: ignore[arg-type]  # set above
+    driver.open(timeout=1.0)
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    publisher = ZmqPublisher("p", config.publish.endpoint, context=context, linger_s=5)
+    sub = Subscriber(publisher.endpoint)
+    pipeline = Pipeline(
+        config, driver, Preprocessor(config.preprocess, backend.info.axis), backend, publisher
+    )
+    assert pipeline.run() == 0
+    final = sub.until_stopped()
+    sub.close()
+    publisher.close()
+    context.term()
+
+    results = sub.results
+    assert [Path(m.header["source"]).name for m in results] == [f"s{i}.csv" for i in range(9)]
+    assert [m.seq for m in results] == list(range(9))
+    statuses = [m.header["status"] for m in results]
+    assert statuses == ["ok", "ok", "error", "ok", "ok", "error", "ok", "ok", "ok"]
+    assert results[2].header["error"] == "engine: EngineError: injected failure"
+    assert results[5].header["error"].startswith("preprocess: ")
+    assert "all-zero" in results[5].header["error"]
+    for failed in (results[2], results[5]):  # the spectrum still goes out
+        assert failed.arrays["components"].shape[0] == 0
+        assert failed.arrays["mixture"].shape == failed.arrays["axis"].shape
+    assert results[2].arrays["axis"].shape == (256,)  # already on the model axis
+    counters = final.header["counters"]
+    assert counters == {**counters, "acquired": 9, "published": 9, "failed": 2, "dropped": 0}
+    assert pipeline.counters.batches >= 3
