@@ -20,6 +20,8 @@ import numpy as np
 import structlog
 
 from rssnet import __version__
+from rssnet.archive import SUFFIX as ARCHIVE_SUFFIX
+from rssnet.archive import archive_spectra
 from rssnet.config.schema import ReplayOptions
 from rssnet.errors import DriverError, SpectrumFormatError
 from rssnet.readers import SpectrumRecord, read_spectrum_file
@@ -27,7 +29,8 @@ from rssnet.types import DeviceInfo, RawSpectrum
 
 log = structlog.get_logger(__name__)
 
-SUFFIXES = (".txt", ".csv", ".tsv", ".npz")
+# .rsa: the daemon's own archive files (rssnet.archive), replayed as acquired.
+SUFFIXES = (".txt", ".csv", ".tsv", ".npz", ".rsa")
 # Any Raman shift axis lies within this band; values outside mean the file holds something
 # else (wavelengths in nm far from the laser, pixel indices, a wrong column).
 PLAUSIBLE_SHIFT = (-1000.0, 10_000.0)
@@ -163,7 +166,10 @@ class ReplayDriver:
 
     def _read(self, path: Path) -> list[SpectrumRecord]:
         try:
-            records = read_spectrum_file(path)
+            if path.suffix.lower() == ARCHIVE_SUFFIX:
+                records = self._read_archive(path)
+            else:
+                records = read_spectrum_file(path)
         except SpectrumFormatError as err:
             self._bad("bad_files", str(err), path)
             return []
@@ -176,6 +182,14 @@ class ReplayDriver:
             else:
                 good.append(record)
         return good
+
+    def _read_archive(self, path: Path) -> list[SpectrumRecord]:
+        records, report = archive_spectra(path)
+        if report.torn_at is not None:  # a crash mid-write; everything before it is good
+            log.warning("replay_archive_torn", file=str(path), offset=report.torn_at)
+        for offset, size, why in report.damaged:
+            self._bad("bad_spectra", f"{path}: {size} damaged byte(s) at {offset}: {why}", path)
+        return records
 
     def _bad(self, counter: str, message: str, path: Path) -> None:
         self._counts[counter] += 1
