@@ -154,6 +154,8 @@ class Emulator:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
         self._close_link(listener_too=True)
+        if self._symlink is not None and self._symlink.is_symlink():
+            self._symlink.unlink()
 
     def __enter__(self) -> Emulator:
         return self.start()
