@@ -177,7 +177,8 @@ def daemons(cwd: Path | None = None) -> Iterator[Callable[..., Daemon]]:
             stderr=subprocess.PIPE,
             text=True,
             cwd=cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # One torch thread: tests share a few cores, where more threads only contend.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
         )
         daemon = Daemon(process)
         daemon.start_reader()

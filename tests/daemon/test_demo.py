@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -32,6 +33,7 @@ def test_demo_prints_results_and_stops_the_daemon(tmp_path: Path, tiny_model: Pa
         capture_output=True,
         text=True,
         timeout=240,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},  # tests share a few cores
     )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()

@@ -3,17 +3,20 @@ stream goes on, and the counters add up."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pytest
+import torch
 import zmq
 
 from rssnet.config.load import parse_config
 from rssnet.daemon.pipeline import Pipeline
 from rssnet.drivers.replay import ReplayDriver
 from rssnet.engine.base import Backend
-from rssnet.engine.select import open_backend
+from rssnet.engine.torch_backend import TorchBackend
 from rssnet.errors import EngineError
 from rssnet.preprocess import Preprocessor
 from rssnet.publish import ZmqPublisher
@@ -40,6 +43,15 @@ class FailsOnHighPeaks:
         self.inner.close()
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Tests share a few cores, where more threads only contend; restored afterwards."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
 def test_failures_are_published_as_errors_in_order(tmp_path: Path, tiny_model: Path) -> None:
     replay = tmp_path / "spectra"
     replay.mkdir()
@@ -55,7 +67,7 @@ def test_failures_are_published_as_errors_in_order(tmp_path: Path, tiny_model: P
         "[engine]\nmax_batch = 4\nmax_wait_ms = 1000\n"
         '[publish]\nendpoint = "tcp://127.0.0.1:0"\nwait_for_subscribers = 1\n'
     )
-    backend = FailsOnHighPeaks(open_backend(["torch"], tiny_model, max_batch=4))
+    backend = FailsOnHighPeaks(TorchBackend(tiny_model, max_batch=4, threads=1))
     assert isinstance(backend, Backend)
     driver = ReplayDriver(config.instrument.replay)  # type: ignore[arg-type]  # set above
     driver.open(timeout=1.0)
