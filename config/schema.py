@@ -73,14 +73,23 @@ class InstrumentConfig(_Section):
     driver: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     replay: ReplayOptions | None = None
     serial: SerialOptions | None = None
+    # A plugin driver's table [instrument.<driver>], validated by the plugin when it loads
+    # (rssnet.drivers.registry.create_driver).  Filled from that table, not set directly.
+    plugin_options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _driver_table_present(cls, data: Any) -> Any:
-        # An absent table becomes an empty one, so its required keys are reported
-        # (instrument.replay.path: required key missing) together with every other error.
-        if isinstance(data, dict) and data.get("driver") in BUILTIN_DRIVERS:
-            data.setdefault(data["driver"], {})
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        driver = data.get("driver")
+        if driver in BUILTIN_DRIVERS:
+            # An absent table becomes an empty one, so its required keys are reported
+            # (instrument.replay.path: required key missing) together with every other error.
+            data.setdefault(driver, {})
+        elif isinstance(driver, str) and isinstance(data.get(driver), dict):
+            data["plugin_options"] = data.pop(driver)
         return data
 
 

@@ -13,20 +13,22 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import structlog
+from pydantic import BaseModel
 
 from rssnet import __version__
 from rssnet.config.cli import EX_CONFIG, report_config_error
 from rssnet.config.load import load_config
-from rssnet.config.schema import Config
+from rssnet.config.schema import BUILTIN_DRIVERS, Config
 from rssnet.daemon.logging import configure_logging
 from rssnet.daemon.pipeline import Pipeline
 from rssnet.drivers.base import Driver
-from rssnet.drivers.replay import ReplayDriver
+from rssnet.drivers.registry import create_driver
 from rssnet.engine.base import Backend
 from rssnet.engine.select import open_backend
-from rssnet.errors import ConfigError, DriverError, EngineError, PublishError
+from rssnet.errors import ConfigError, DriverError, EngineError, PluginError, PublishError
 from rssnet.preprocess import Preprocessor
 from rssnet.publish import ZmqPublisher
 
@@ -35,22 +37,26 @@ log = structlog.get_logger("rssnetd")
 
 
 def make_driver(config: Config, backend: Backend) -> Driver:
-    """The configured driver, told which axis range the model needs."""
+    """The configured driver (built-in or plugin), told which axis range the model needs.
+
+    Raises :class:`ConfigError` for an unknown or broken driver or invalid plugin options.
+    """
     instrument = config.instrument
     axis = backend.info.axis
-    axis_range = (float(axis[0]), float(axis[-1]))
-    coverage = config.preprocess.min_coverage
-    if instrument.driver == "replay" and instrument.replay is not None:
-        return ReplayDriver(instrument.replay, axis_range=axis_range, min_coverage=coverage)
-    if instrument.driver == "serial" and instrument.serial is not None:
-        # Imported here: the serial driver pulls in pyserial, which replay never needs.
-        from rssnet.drivers.serial import SerialDriver
-
-        return SerialDriver(instrument.serial, axis_range=axis_range, min_coverage=coverage)
-    raise ConfigError(
-        "instrument.driver",
-        [f"instrument.driver: driver {instrument.driver!r} is not available in this build"],
+    options: BaseModel | dict[str, Any] | None = (
+        getattr(instrument, instrument.driver, None)
+        if instrument.driver in BUILTIN_DRIVERS
+        else instrument.plugin_options
     )
+    try:
+        return create_driver(
+            instrument.driver,
+            options,
+            axis_range=(float(axis[0]), float(axis[-1])),
+            min_coverage=config.preprocess.min_coverage,
+        )
+    except PluginError as err:
+        raise ConfigError("instrument.driver", [f"instrument.driver: {err}"]) from err
 
 
 def model_path(config: Config) -> Path:

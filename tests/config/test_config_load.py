@@ -130,3 +130,12 @@ def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert any("instrument.foo: unknown key" in line for line in listed)
     assert any("instrument.replay.path: required key missing" in line for line in listed)
     assert any("engine.max_batch" in line for line in listed)
+
+
+def test_plugin_driver_table_is_kept_for_the_plugin() -> None:
+    config = parse_config(
+        '[instrument]\nname = "x"\ndriver = "acme"\n[instrument.acme]\ngain = 3\n'
+    )
+    assert config.instrument.plugin_options == {"gain": 3}
+    with pytest.raises(ConfigError, match=r"instrument\.other: unknown key"):
+        parse_config('[instrument]\nname = "x"\ndriver = "acme"\n[instrument.other]\ngain = 3\n')

@@ -196,3 +196,14 @@ def test_json_log_lines_when_not_a_terminal(tmp_path: Path, tiny_model: Path) ->
     assert "cannot_start" in events
     assert all({"level", "timestamp"} <= e.keys() for e in entries)
     assert "no spectrum files" in done.stderr
+
+
+def test_unknown_driver_is_a_config_error(tmp_path: Path, tiny_model: Path) -> None:
+    config = write_config(
+        tmp_path / "d.toml", tmp_path, tiny_model, instrument={"driver": "no-such-driver"}
+    )
+    done = subprocess.run(
+        rssnetd_command(config), capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert done.returncode == 78
+    assert f"{config}: instrument.driver: unknown driver 'no-such-driver'" in done.stderr
