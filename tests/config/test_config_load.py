@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from rssnet.config.cli import main as check_config
 from rssnet.config.load import load_config, parse_config
+from rssnet.config.schema import Config
 from rssnet.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -139,3 +143,27 @@ def test_plugin_driver_table_is_kept_for_the_plugin() -> None:
     assert config.instrument.plugin_options == {"gain": 3}
     with pytest.raises(ConfigError, match=r"instrument\.other: unknown key"):
         parse_config('[instrument]\nname = "x"\ndriver = "acme"\n[instrument.other]\ngain = 3\n')
+
+
+def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, info in model.model_fields.items():
+        if name == "plugin_options":
+            continue
+        nested = [
+            arg
+            for arg in (info.annotation, *typing.get_args(info.annotation))
+            if isinstance(arg, type) and issubclass(arg, BaseModel)
+        ]
+        keys += _leaf_keys(nested[0], f"{prefix}{name}.") if nested else [f"{prefix}{name}"]
+    return keys
+
+
+def test_example_config_shows_every_key() -> None:
+    text = (CONFIG_DIR / "example.toml").read_text()
+    missing = [
+        key
+        for key in _leaf_keys(Config)
+        if not re.search(rf"^#? ?{re.escape(key.rsplit('.', 1)[-1])} = ", text, re.MULTILINE)
+    ]
+    assert missing == []
