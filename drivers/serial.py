@@ -15,9 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from types import ModuleType
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -31,13 +29,12 @@ from rssnet.drivers.protocol import (
     Calibration,
     DeviceErrorReply,
     Frame,
-    FrameParser,
     Identity,
-    check_reply,
     encode_command,
     parse_cal,
     parse_idn,
 )
+from rssnet.drivers.serial_link import LinkLost, SerialLink
 from rssnet.errors import DriverError, DriverTimeout, ProtocolError
 from rssnet.types import DeviceInfo, RawSpectrum, SpectrumFlags
 
@@ -47,24 +44,9 @@ __all__ = ["LinkLost", "SerialDriver", "SerialOptions"]
 
 FULL_WELL = 65535
 _COUNTERS = (
-    "spectra", "darks", "reconnects", "reconnect_attempts", "err_replies", "timeouts",
-    "saturated", "zero_spectra", "unexpected_lines", "calibration_errors",
-    "calibration_changes", "laser_mismatches", "identity_changes",
+    "spectra", "darks", "reconnects", "reconnect_attempts", "saturated", "zero_spectra",
+    "calibration_errors", "calibration_changes", "laser_mismatches", "identity_changes",
 )
-
-
-class LinkLost(DriverError):
-    """The serial link failed (unplugged, reset, I/O error); the driver reconnects."""
-
-
-def _pyserial() -> ModuleType:
-    try:
-        import serial
-    except ImportError as err:  # pragma: no cover - pyserial is a core dependency
-        raise DriverError(
-            "the serial driver needs pyserial: pip install 'pyserial>=3.5'"
-        ) from err
-    return serial
 
 
 class SerialDriver:
@@ -86,12 +68,11 @@ class SerialDriver:
     ) -> None:
         self.options = options
         self.axis_range = axis_range
-        self._port: Any = None
+        self._link = SerialLink(
+            options.port, baudrate=options.baudrate, timeout_s=options.timeout_s,
+            on_event=self._on_parser_event,
+        )
         self._stop = threading.Event()
-        self._parser = FrameParser(on_event=self._on_parser_event)
-        self._items: deque[Frame | str] = deque()
-        # Frames read while waiting for a text reply, delivered by _next_frame first.
-        self._pending: deque[Frame] = deque()
         self._identity: Identity | None = None
         self._cal: CheckedCalibration | None = None
         self._info: DeviceInfo | None = None
@@ -103,9 +84,6 @@ class SerialDriver:
         self._state = "closed"
         self._last_error = ""
         self._counts = dict.fromkeys(_COUNTERS, 0)
-        # Read granularity: a socket's in_waiting says only "something", so read big chunks
-        # with a short timeout; a tty's in_waiting is exact.
-        self._is_socket = options.port.startswith(("socket://", "rfc2217://"))
 
     # --- Driver protocol ----------------------------------------------------------------
 
@@ -114,12 +92,12 @@ class SerialDriver:
         self._state = "connecting"
         deadline = time.monotonic() + timeout
         try:
-            self._connect()
+            self._link.open()
             self._handshake(deadline)
         except DriverError as err:
             self._state = "failed"
             self._last_error = str(err)
-            self._close_port()
+            self._link.close()
             raise
         self._state = "ready"
 
@@ -134,8 +112,8 @@ class SerialDriver:
                 raise ValueError(f"averages must be >= 1, got {averages!r}")
             self._averages = averages
         if integration_ms is not None:
-            if self._port is not None and not self._running:
-                self._command(f"INT {integration_ms:g}", _is_ok)
+            if self._link.is_open and not self._running:
+                self._link.command(f"INT {integration_ms:g}", _is_ok)
             self._integration_ms = integration_ms
             self._reinit = self._running  # applied by the stream loop at a frame boundary
 
@@ -154,7 +132,7 @@ class SerialDriver:
         acc: list[Frame] = []
         while not self._stop.is_set():
             try:
-                if self._port is None:
+                if not self._link.is_open:
                     self._reconnect(backoff)
                     backoff += 1
                     continue
@@ -163,10 +141,13 @@ class SerialDriver:
                     self._stop_run()
                     self._handshake(time.monotonic() + self.options.timeout_s * 4)
                 if not self._running:
-                    self._command(f"RUN {self._period_ms():g}", _is_ok)
-                    self._running = True
+                    self._link.command(f"RUN {self._period_ms():g}", _is_ok)
+                    self._running = self._link.keep_frames = True
                     self._state = "streaming"
-                frame = self._next_frame(FRAME_SPECTRUM, self._stall_timeout(), streaming=True)
+                frame = self._link.next_frame(
+                    FRAME_SPECTRUM, self._stall_timeout(),
+                    give_up=lambda: self._stop.is_set() or self._reinit,
+                )
                 backoff = 0
                 if frame is None:
                     continue
@@ -186,7 +167,8 @@ class SerialDriver:
     def health(self) -> dict[str, Any]:
         out: dict[str, Any] = {"state": self._state, "port": self.options.port}
         out.update(self._counts)
-        out.update(self._parser.counters())
+        out.update(self._link.counts)
+        out.update(self._link.parser.counters())
         if self._identity is not None:
             idn = self._identity
             out["device"] = f"{idn.vendor} {idn.model} {idn.serial} fw {idn.firmware}"
@@ -198,64 +180,13 @@ class SerialDriver:
 
     def close(self) -> None:
         self._stop.set()
-        if self._port is not None and self._running:
+        if self._link.is_open and self._running:
             # Closing anyway; a device that misses STOP is stopped by the next handshake.
             with contextlib.suppress(DriverError):
                 self._stop_run()
-        self._close_port()
+        self._link.close()
+        self._running = False
         self._state = "closed"
-
-    # --- link -----------------------------------------------------------------------------
-
-    def _connect(self) -> None:
-        serial = _pyserial()
-        opts = self.options
-        try:
-            port = serial.serial_for_url(
-                opts.port, baudrate=opts.baudrate, timeout=0.02 if self._is_socket else 0.05,
-                write_timeout=opts.timeout_s, exclusive=True,
-            )
-            port.reset_input_buffer()  # stale frames from before we looked are worthless
-        except (serial.SerialException, OSError, ValueError) as err:
-            raise LinkLost(f"serial: cannot open {opts.port!r}: {err}") from err
-        self._port = port
-        self._parser.reset()
-        self._items.clear()
-        self._running = False
-
-    def _close_port(self) -> None:
-        port, self._port = self._port, None
-        self._running = False
-        if port is not None:
-            try:
-                port.close()
-            except Exception as err:  # closing a dead port may raise anything; it is gone
-                log.debug("serial_close_failed", port=self.options.port, error=str(err))
-
-    def _write(self, data: bytes) -> None:
-        serial = _pyserial()
-        if self._port is None:
-            raise LinkLost(f"serial: {self.options.port!r} is not open")
-        try:
-            self._port.write(data)
-            self._port.flush()
-        except serial.SerialTimeoutException as err:
-            raise DriverTimeout(f"serial: write to {self.options.port!r} timed out") from err
-        except (serial.SerialException, OSError) as err:
-            raise LinkLost(f"serial: write to {self.options.port!r} failed: {err}") from err
-
-    def _pump(self) -> None:
-        """One bounded read (≤ the port timeout); parsed items go to ``_items``."""
-        serial = _pyserial()
-        if self._port is None:
-            raise LinkLost(f"serial: {self.options.port!r} is not open")
-        try:
-            size = 65536 if self._is_socket else max(1, self._port.in_waiting)
-            data = self._port.read(size)
-        except (serial.SerialException, OSError) as err:
-            raise LinkLost(f"serial: read from {self.options.port!r} failed: {err}") from err
-        if data:
-            self._items.extend(self._parser.feed(data))
 
     def _on_parser_event(self, kind: str, detail: str) -> None:
         log.warning("serial_" + kind, port=self.options.port, detail=detail)
@@ -263,82 +194,15 @@ class SerialDriver:
             # The device restarted on its own: identity and calibration may have changed.
             self._reinit = True
 
-    # --- commands -------------------------------------------------------------------------
-
-    def _command(self, command: str, accept: Callable[[str], bool], wait_s: float = 0.0) -> str:
-        """Send ``command``; return the first reply line ``accept`` takes.  Frames that
-        arrive meanwhile are kept for the stream.  ERR → DeviceErrorReply, silence →
-        DriverTimeout."""
-        self._write(encode_command(command))
-        deadline = time.monotonic() + self.options.timeout_s + wait_s
-        while True:
-            while self._items:
-                item = self._items.popleft()
-                if isinstance(item, Frame):
-                    self._stash(item)
-                    continue
-                try:
-                    check_reply(command, item)
-                except DeviceErrorReply:
-                    self._counts["err_replies"] += 1
-                    raise
-                if accept(item):
-                    return item
-                self._counts["unexpected_lines"] += 1
-                log.warning("serial_unexpected_line", command=command, line=item)
-            if time.monotonic() > deadline:
-                self._counts["timeouts"] += 1
-                raise DriverTimeout(
-                    f"serial: no reply to {command!r} from {self.options.port!r} within "
-                    f"{self.options.timeout_s + wait_s:g} s"
-                )
-            self._pump()
-
-    def _stash(self, frame: Frame) -> None:
-        if self._running:
-            self._pending.append(frame)
-
-    def _next_frame(self, ftype: int, timeout: float, *, streaming: bool) -> Frame | None:
-        """The next frame of ``ftype``; None if stop() was called (streaming only)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            while self._pending:
-                frame = self._pending.popleft()
-                if frame.type == ftype:
-                    return frame
-            while self._items:
-                item = self._items.popleft()
-                if isinstance(item, Frame):
-                    if item.type == ftype:
-                        return item
-                    continue
-                try:
-                    check_reply("(stream)", item)
-                except DeviceErrorReply:
-                    self._counts["err_replies"] += 1
-                    raise
-                self._counts["unexpected_lines"] += 1
-                log.warning("serial_unexpected_line", line=item)
-            if streaming and (self._stop.is_set() or self._reinit):
-                return None
-            if time.monotonic() > deadline:
-                self._counts["timeouts"] += 1
-                what = "streaming" if streaming else "a frame"
-                raise DriverTimeout(
-                    f"serial: {self.options.port!r} silent for {timeout:g} s while waiting "
-                    f"for {what}"
-                )
-            self._pump()
-
     def _single(self, command: str, ftype: int) -> RawSpectrum:
         if self._running:
             raise DriverError(f"serial: {command} while streaming; stop() the stream first")
-        if self._port is None:
+        if not self._link.is_open:
             raise DriverError("serial: not open (call open() first)")
-        self._write(encode_command(command))
+        self._link.write(encode_command(command))
         wait = (self._integration_ms or 0.0) / 1000.0 + self.options.timeout_s
-        frame = self._next_frame(ftype, wait, streaming=False)
-        if frame is None:  # pragma: no cover - only streaming returns None
+        frame = self._link.next_frame(ftype, wait)
+        if frame is None:  # pragma: no cover - next_frame returns None only with give_up
             raise DriverTimeout(f"serial: no frame for {command}")
         return self._to_raw([frame])
 
@@ -346,18 +210,18 @@ class SerialDriver:
 
     def _handshake(self, deadline: float) -> None:
         """STOP, *IDN?, CAL?, INT: after open, a reconnect and a device reset."""
-        self._command("STOP", _is_ok)
-        self._running = False
-        self._pending.clear()
-        idn = parse_idn(self._command("*IDN?", lambda line: line.count(",") == 3))
+        self._running = self._link.keep_frames = False
+        self._link.command("STOP", _is_ok)
+        self._link.forget_frames()
+        idn = parse_idn(self._link.command("*IDN?", lambda line: line.count(",") == 3))
         if self._identity is not None and idn != self._identity:
             self._counts["identity_changes"] += 1
             log.warning("serial_identity_changed", was=str(self._identity), now=str(idn))
         self._identity = idn
-        cal = parse_cal(self._command("CAL?", lambda line: line.startswith("CAL ")))
+        cal = parse_cal(self._link.command("CAL?", lambda line: line.startswith("CAL ")))
         self._apply_calibration(cal)
         if self._integration_ms is not None:
-            self._command(f"INT {self._integration_ms:g}", _is_ok)
+            self._link.command(f"INT {self._integration_ms:g}", _is_ok)
         if time.monotonic() > deadline:
             raise DriverTimeout(f"serial: identifying {self.options.port!r} took too long")
 
@@ -374,7 +238,7 @@ class SerialDriver:
         self._counts["calibration_errors"] += int(bool(checked.problems))
         self._counts["laser_mismatches"] += int(checked.laser_mismatch)
         self._cal = checked
-        self._parser.expected_npix = cal.npix
+        self._link.parser.expected_npix = cal.npix
         idn = self._identity or Identity("?", "?", "?", "?")
         self._info = DeviceInfo(
             idn.vendor, idn.model, idn.serial, idn.firmware, cal.npix, cal.laser_nm, cal.coeffs
@@ -384,19 +248,15 @@ class SerialDriver:
 
     def _stop_run(self) -> list[Frame]:
         """STOP; frames that arrive before its OK are returned (they were in flight)."""
-        self._running = True  # keep stashing in-flight frames while waiting for OK
+        self._link.keep_frames = True  # keep in-flight frames while waiting for OK
         try:
-            self._command("STOP", _is_ok)
+            self._link.command("STOP", _is_ok)
         finally:
-            self._running = False
-        frames = [f for f in self._pending if f.type == FRAME_SPECTRUM]
-        frames += [i for i in self._items if isinstance(i, Frame) and i.type == FRAME_SPECTRUM]
-        self._pending.clear()
-        self._items.clear()
-        return frames
+            self._running = self._link.keep_frames = False
+        return self._link.take_frames(FRAME_SPECTRUM)
 
     def _finish_stream(self) -> Iterator[RawSpectrum]:
-        if self._port is None or not self._running:
+        if not self._link.is_open or not self._running:
             return
         try:
             leftover = self._stop_run()
@@ -410,7 +270,8 @@ class SerialDriver:
     def _link_failed(self, err: DriverError) -> None:
         self._last_error = str(err)
         log.error("serial_link_lost", port=self.options.port, error=str(err))
-        self._close_port()
+        self._link.close()
+        self._running = False
         self._state = "reconnecting"
 
     def _reconnect(self, attempt: int) -> None:
@@ -428,7 +289,7 @@ class SerialDriver:
         self._state = "reconnecting"
         self._counts["reconnect_attempts"] += 1
         try:
-            self._connect()
+            self._link.open()
             self._handshake(time.monotonic() + opts.timeout_s * 4)
         except DriverError as err:
             self._link_failed(err)
