@@ -99,8 +99,8 @@ class SerialLink:
         if self._port is None:
             raise LinkLost(f"serial: {self.url!r} is not open")
         try:
+            # No flush(): tcdrain has no timeout, and write() already bounded by write_timeout.
             self._port.write(data)
-            self._port.flush()
         except serial.SerialTimeoutException as err:
             raise DriverTimeout(f"serial: write to {self.url!r} timed out") from err
         except (serial.SerialException, OSError) as err:
