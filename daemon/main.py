@@ -9,6 +9,7 @@ cannot be opened; 1 when the driver fails while running.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -22,8 +23,12 @@ from rssnet import __version__
 from rssnet.config.cli import EX_CONFIG, report_config_error
 from rssnet.config.load import load_config
 from rssnet.config.schema import BUILTIN_DRIVERS, Config
+from rssnet.daemon.archive import ArchiveError
 from rssnet.daemon.logging import configure_logging
+from rssnet.daemon.notify import Notifier
+from rssnet.daemon.operations import Operations
 from rssnet.daemon.pipeline import Pipeline
+from rssnet.daemon.security import publisher_options, start_curve, warn_if_exposed
 from rssnet.drivers.base import Driver
 from rssnet.drivers.registry import create_driver
 from rssnet.engine.base import Backend
@@ -98,6 +103,11 @@ def serve(config: Config, source: str) -> int:
     stopper = _Stopper()
     signal.signal(signal.SIGTERM, stopper.handle)
     signal.signal(signal.SIGINT, stopper.handle)
+    try:
+        curve = start_curve(config.security)  # before any socket: they need its keys
+    except ConfigError as err:
+        report_config_error(err, "rssnetd")
+        return EX_CONFIG
     # Bind first: a port clash is reported at once, before seconds of model loading.
     try:
         publisher = ZmqPublisher(
@@ -105,26 +115,50 @@ def serve(config: Config, source: str) -> int:
             config.publish.endpoint,
             sndhwm=config.publish.sndhwm,
             linger_s=config.publish.linger_s,
+            socket_options=publisher_options(curve),
         )
     except PublishError as err:
+        if curve is not None:
+            curve.stop()
         return _fail(f"{err}", "publish.endpoint")
+    warn_if_exposed(publisher.endpoint, "publish", curve is not None)
     log.info("bound", endpoint=publisher.endpoint, session=publisher.session)
+    # Archive, control socket, metrics, sd_notify/watchdog (docs/operations.md).
+    ops = Operations(
+        config, publisher.session, os.environ, curve=curve, latest_frames=publisher.last_frames
+    )
+    stopper.notifier = ops.notifier
+    try:
+        ops.open()
+    except (ArchiveError, PublishError, ImportError) as err:
+        ops.close()
+        publisher.close()
+        return _fail(str(err), type(err).__name__)
     backend: Backend | None = None
     driver: Driver | None = None
     try:
-        backend = open_backend(
-            config.engine.backend,
-            model_path(config),
-            device=config.engine.device,
-            max_batch=config.engine.max_batch,
-        )
+        # An engine build (TensorRT) can outlast TimeoutStartSec: keep systemd informed.
+        with ops.notifier.extending("loading engine (building if needed)"):
+            backend = open_backend(
+                config.engine.backend,
+                model_path(config),
+                device=config.engine.device,
+                max_batch=config.engine.max_batch,
+            )
         driver = make_driver(config, backend)
         driver.open(timeout=10.0)
         pipeline = Pipeline(
-            config, driver, Preprocessor(config.preprocess, backend.info.axis), backend, publisher
+            config,
+            driver,
+            Preprocessor(config.preprocess, backend.info.axis),
+            backend,
+            publisher,
+            hooks=ops,
         )
+        ops.attach(pipeline)
         stopper.attach(pipeline)
         log.info("serving", endpoint=publisher.endpoint, session=publisher.session)
+        ops.ready()  # READY=1: the driver is open and the backend passed its self-test
         code = pipeline.run()
     except ConfigError as err:
         report_config_error(ConfigError(source, err.errors), "rssnetd")
@@ -136,6 +170,7 @@ def serve(config: Config, source: str) -> int:
             driver.close()
         if backend is not None:
             backend.close()
+        ops.close()  # after the drain: every accepted result is in the archive
         publisher.close()  # lingers up to publish.linger_s to deliver what is queued
     log.info("exit", code=code)
     return code
@@ -153,6 +188,7 @@ class _Stopper:
     def __init__(self) -> None:
         self.requested = False
         self._pipeline: Pipeline | None = None
+        self.notifier: Notifier | None = None
 
     def attach(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
@@ -162,6 +198,8 @@ class _Stopper:
     def handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
         log.info("signal", signal=signal.Signals(signum).name, action="stopping acquisition")
+        if self.notifier is not None:
+            self.notifier.stopping("stopping: draining accepted spectra")
         if self._pipeline is not None:
             self._pipeline.stop()
 

@@ -21,6 +21,7 @@ import numpy.typing as npt
 import structlog
 
 from rssnet.config.schema import Config
+from rssnet.daemon.hooks import PipelineHooks
 from rssnet.drivers.base import Driver
 from rssnet.engine.base import Backend
 from rssnet.engine.postprocess import abundances
@@ -55,12 +56,15 @@ class Pipeline:
         preprocessor: Preprocessor,
         backend: Backend,
         publisher: Publisher,
+        hooks: PipelineHooks | None = None,
     ) -> None:
         self.config = config
         self.driver = driver
         self.preprocessor = preprocessor
         self.backend = backend
         self.publisher = publisher
+        # Archive, watchdog heartbeat, control snapshots, metrics (rssnet.daemon.operations).
+        self.hooks = hooks or PipelineHooks()
         self.counters = Counters()
         self.state = "starting"
         self.driver_error = ""
@@ -87,6 +91,7 @@ class Pipeline:
         next_status = time.monotonic()
         ended = False
         while not ended:
+            self.hooks.on_loop()  # the watchdog's proof of progress
             now = time.monotonic()
             if now >= next_status:
                 self._publish_status()
@@ -109,6 +114,7 @@ class Pipeline:
         deadline = time.monotonic() + self.config.publish.wait_timeout_s
         next_status = 0.0
         while not self._stopping.is_set():
+            self.hooks.on_loop()
             now = time.monotonic()
             if now >= next_status:
                 self._publish_status()
@@ -171,7 +177,10 @@ class Pipeline:
                 mixtures.append(None)
                 errors.append(f"preprocess: {err}")
         ready = [m for m in mixtures if m is not None]
+        started = time.perf_counter()
         outputs = iter(self._separate(np.stack(ready)) if ready else [])  # each (C, L) or str
+        if ready:
+            self.hooks.on_batch(len(ready), time.perf_counter() - started)
         for raw, mixture, error in zip(batch, mixtures, errors, strict=True):
             if mixture is None:
                 self._publish_error(raw, raw.axis, raw.intensity, error)
@@ -236,10 +245,15 @@ class Pipeline:
             "backend": self.backend.name,
             **extra,
         }
-        if self.publisher.publish("result", header, arrays):
+        # Archived before the send: kept even if no one listens or the send drops it.
+        self.hooks.on_result(raw, header, arrays)
+        started = time.perf_counter()
+        sent = self.publisher.publish("result", header, arrays)
+        if sent:
             self.counters.published += 1
         else:
             self.counters.dropped += 1
+        self.hooks.on_published(header, sent, time.perf_counter() - started)
 
     # -- status --------------------------------------------------------------------
     def _publish_status(self) -> None:
@@ -271,6 +285,7 @@ class Pipeline:
         if self.driver_error:
             header["error"] = self.driver_error
         self.publisher.publish("status", header, {})
+        self.hooks.on_status(header)
 
 
 def _plain(value: Any) -> Any:

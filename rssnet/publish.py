@@ -67,6 +67,7 @@ class ZmqPublisher:
         sndhwm: int = 1000,
         linger_s: float = 5.0,
         context: zmq.Context[Any] | None = None,
+        socket_options: Mapping[int, int | bytes] | None = None,
     ) -> None:
         self.instrument = instrument
         self.session = secrets.token_hex(8)
@@ -77,6 +78,9 @@ class ZmqPublisher:
         # Verbose: every subscriber's subscription is reported, not only a topic's first.
         self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)
         self._socket.setsockopt(zmq.LINGER, int(linger_s * 1000))
+        # Set before bind: CURVE server keys (rssnet.daemon.security), MAXMSGSIZE.
+        for option, value in (socket_options or {}).items():
+            self._socket.setsockopt(option, value)
         try:
             self._socket.bind(endpoint)
         except zmq.ZMQError as err:
@@ -90,6 +94,9 @@ class ZmqPublisher:
         # With port 0 or "*" the OS picks; clients need the real one.
         self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._seq: dict[str, int] = {}
+        # The frames last sent (or dropped) per topic, for the control socket's "latest".
+        # Replaced, never mutated, so another thread may read an entry.
+        self.last_frames: dict[str, list[Any]] = {}
         self._sent = 0
         self._dropped = 0
         self._subscriptions = 0
@@ -112,6 +119,7 @@ class ZmqPublisher:
             "t_pub_ns": now,
         }
         frames = encode(topic, full, arrays)
+        self.last_frames[topic] = frames
         self.poll_subscriptions()
         try:
             self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
