@@ -23,7 +23,7 @@ import json
 import sys
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -176,12 +176,13 @@ def main(argv: list[str]) -> int:
     found = discover(load=True)
     broken = [e for e in found if e.error]
     if args.json:
-        sys.stdout.write(json.dumps([e.__dict__ for e in found], indent=2) + "\n")
+        sys.stdout.write(json.dumps([asdict(e) for e in found], indent=2) + "\n")
         return 1 if broken else 0
     width = max(len(e.name) for e in found)
+    origin = max(len(e.origin) for e in found)
     for e in found:
         status = "ERROR" if e.error else "ok"
-        sys.stdout.write(f"{e.name:<{width}}  {status:<5}  {e.origin:<24}  {e.target}\n")
+        sys.stdout.write(f"{e.name:<{width}}  {status:<5}  {e.origin:<{origin}}  {e.target}\n")
     for e in broken:
         # Loud on purpose: a driver that silently vanishes is how a lab loses a night of data.
         sys.stderr.write(f"\nERROR: driver {e.name!r} ({e.target}) cannot be used:\n  {e.error}\n")

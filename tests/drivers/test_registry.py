@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -60,6 +61,9 @@ def test_broken_plugin_is_reported_loudly(
     out, err = capsys.readouterr()
     assert "broken" in out and "ERROR" in out
     assert "libfoo.so not found" in err and "shadows a built-in" in err
+    assert registry.main(["--json"]) == 1
+    listed = {e["name"]: e for e in json.loads(capsys.readouterr().out)}
+    assert listed["serial"]["error"] == "" and "libfoo" in listed["broken"]["error"]
     with pytest.raises(PluginError, match=r"failed to load.*libfoo"):
         registry.create_driver("broken", {})
     with pytest.raises(PluginError, match="lacks the Driver methods"):
