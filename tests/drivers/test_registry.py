@@ -62,8 +62,9 @@ def test_broken_plugin_is_reported_loudly(
     assert "broken" in out and "ERROR" in out
     assert "libfoo.so not found" in err and "shadows a built-in" in err
     assert registry.main(["--json"]) == 1
-    listed = {e["name"]: e for e in json.loads(capsys.readouterr().out)}
-    assert listed["serial"]["error"] == "" and "libfoo" in listed["broken"]["error"]
+    listed = {(e["name"], e["origin"]): e["error"] for e in json.loads(capsys.readouterr().out)}
+    assert listed["serial", "builtin"] == "" and "shadows" in listed["serial", "shadow 1.0"]
+    assert "libfoo" in listed["broken", "brokenvendor 1.0"]
     with pytest.raises(PluginError, match=r"failed to load.*libfoo"):
         registry.create_driver("broken", {})
     with pytest.raises(PluginError, match="lacks the Driver methods"):
