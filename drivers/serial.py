@@ -156,9 +156,8 @@ class SerialDriver:
                     yield self._to_raw(acc)
                     acc = []
             except (LinkLost, DriverTimeout, DeviceErrorReply, ProtocolError) as err:
+                acc = []  # never average across a gap in the link
                 self._link_failed(err)
-                if self._state == "failed":
-                    raise
         yield from self._finish_stream()
 
     def stop(self) -> None:
@@ -257,6 +256,8 @@ class SerialDriver:
 
     def _finish_stream(self) -> Iterator[RawSpectrum]:
         if not self._link.is_open or not self._running:
+            if not self._link.is_open:
+                self._state = "disconnected"  # stopped while waiting to reconnect
             return
         try:
             leftover = self._stop_run()
