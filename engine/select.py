@@ -8,17 +8,18 @@ with the reason before the next backend is tried.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from rssnet.engine.base import Backend
-from rssnet.errors import BackendUnavailable, ConfigError, EngineError, ModelFileError
+from rssnet.errors import BackendUnavailable, ConfigError, EngineError
 
 log = structlog.get_logger(__name__)
 
-# name -> (module, class).  Each class takes (model_path, *, device, max_batch).
+# name -> (module, class).  Each class takes (model_path, *, device, max_batch, **options).
 BACKENDS: dict[str, tuple[str, str]] = {
     "torch": ("rssnet.engine.torch_backend", "TorchBackend"),
     "onnxruntime": ("rssnet.engine.onnx_backend", "OnnxBackend"),
@@ -33,11 +34,16 @@ def open_backend(
     device: str = "cpu",
     max_batch: int = 8,
     source: str = "engine.backend",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Backend:
     """The first backend in ``names`` that loads ``model_path`` and passes its self-test.
 
-    Raises :class:`ConfigError` for a name not in :data:`BACKENDS`, and
-    :class:`EngineError` listing every backend's reason when none can serve.
+    ``options`` maps a backend name to extra keyword arguments for it (e.g.
+    ``{"onnxruntime": {"threads": 2}, "tensorrt": {"cache_dir": "/var/cache/rssnet"}}``).
+    Any :class:`EngineError` while opening one backend (missing extra, no GPU, corrupt or
+    truncated model/ONNX/engine file, failed self-test) is logged with its reason and the
+    next backend is tried.  Raises :class:`ConfigError` for a name not in :data:`BACKENDS`,
+    and :class:`EngineError` listing every backend's reason when none can serve.
     """
     unknown = [name for name in names if name not in BACKENDS]
     if unknown or not names:
@@ -45,8 +51,9 @@ def open_backend(
     reasons: list[str] = []
     for name in names:
         try:
-            backend = _load(name, model_path, device=device, max_batch=max_batch)
-        except (BackendUnavailable, ModelFileError) as err:
+            extra = dict((options or {}).get(name, {}))
+            backend = _load(name, model_path, device=device, max_batch=max_batch, **extra)
+        except EngineError as err:
             log.warning("backend_unavailable", backend=name, reason=str(err))
             reasons.append(f"{name}: {err}")
             continue
