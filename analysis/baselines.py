@@ -155,7 +155,7 @@ def unmix_nnls(
 def unmix_sunsal(
     lib: Library,
     mixtures: npt.ArrayLike,
-    lam: float = 1e-3,
+    lam: float = 1e-2,
     mu: float = 0.05,
     iters: int = 200,
     tol: float = 1e-4,
@@ -163,6 +163,9 @@ def unmix_sunsal(
     progress: Progress | None = None,
 ) -> F32:
     """SUnSAL (Bioucas-Dias & Figueiredo 2010): ½‖Ax − y‖² + λ‖x‖₁ subject to x ≥ 0.
+
+    λ is for unit-norm atoms and mixtures; 1e-2 was best of 1e-4…3e-2 on RRUFF 2-mixes
+    both with and without the mixtures' substances in the library (docs/results.md).
 
     ADMM with the splitting x = z:  x ← (AᵀA + μI)⁻¹(Aᵀy + μ(z + d)),
     z ← max(0, x − d − λ/μ),  d ← d − (x − z).  The inverse is factored once per library
@@ -200,7 +203,7 @@ def unmix_sunsal(
 def unmix_nnomp(
     lib: Library,
     mixtures: npt.ArrayLike,
-    n_atoms: int = 4,
+    n_atoms: int = 2,
     rel_tol: float = 1e-3,
     batch: int = 1024,
     progress: Progress | None = None,
@@ -208,7 +211,8 @@ def unmix_nnomp(
     """Non-negative orthogonal matching pursuit.
 
     Greedy: add the atom most positively correlated with the residual, refit all chosen
-    atoms by NNLS, repeat up to ``n_atoms`` times or until the residual's energy falls
+    atoms by NNLS, repeat up to ``n_atoms`` times (as many as components: on RRUFF 2-mixes
+    2 atoms beat 3, 4 and 6, docs/results.md) or until the residual's energy falls
     below ``rel_tol`` of the mixture's (or no atom correlates positively).  The
     correlation step is one product per batch.  Returns coefficients (M, N).
     """

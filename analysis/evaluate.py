@@ -96,7 +96,8 @@ def separate_library(
     from tqdm import tqdm
 
     with tqdm(total=len(mixtures), desc=method, disable=not show, unit="mix") as bar:
-        coef = bl.unmix(lib, mixtures, method, progress=bar.update)
+        options: dict[str, Any] = {"n_atoms": n_components} if method == "nnomp" else {}
+        coef = bl.unmix(lib, mixtures, method, progress=bar.update, **options)
     return bl.top_components(lib, coef, n_components).spectra
 
 
