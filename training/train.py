@@ -132,7 +132,11 @@ def run(cfg: TrainConfig, d: Dist | None = None) -> dict[str, Any]:
         log.info("train.resume", path=str(last), **state)
     net: torch.nn.Module = model
     if d.world > 1:
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        # With one iteration the recurrence conv never runs: DDP must not wait for its grads.
+        net = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=mcfg.n_iters < 2,
+        )
     amp = device.type == "cuda"
     stream = MixtureStream(
         train_lib.spectra, train_lib.names, t.batch, mcfg.n_components, cfg.data.crop,
