@@ -39,7 +39,8 @@ def open_backend(
     """The first backend in ``names`` that loads ``model_path`` and passes its self-test.
 
     ``options`` maps a backend name to extra keyword arguments for it (e.g.
-    ``{"onnxruntime": {"threads": 2}, "tensorrt": {"cache_dir": "/var/cache/rssnet"}}``).
+    ``{"onnxruntime": {"threads": 2, "model": "m.onnx"}, "tensorrt": {"cache_dir": ...}}``;
+    ``model`` replaces ``model_path`` for that backend).
     Any :class:`EngineError` while opening one backend (missing extra, no GPU, corrupt or
     truncated model/ONNX/engine file, failed self-test) is logged with its reason and the
     next backend is tried.  Raises :class:`ConfigError` for a name not in :data:`BACKENDS`,
@@ -52,7 +53,9 @@ def open_backend(
     for name in names:
         try:
             extra = dict((options or {}).get(name, {}))
-            backend = _load(name, model_path, device=device, max_batch=max_batch, **extra)
+            # A backend may serve its own file (e.g. a pre-exported .onnx for onnxruntime).
+            path = extra.pop("model", model_path)
+            backend = _load(name, path, device=device, max_batch=max_batch, **extra)
         except EngineError as err:
             log.warning("backend_unavailable", backend=name, reason=str(err))
             reasons.append(f"{name}: {err}")
