@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rssnet.engine.export import ExportReport
 from rssnet.model.checkpoint import default_axis, save_checkpoint
 from rssnet.model.config import preset
 from rssnet.model.rssnet import RSSNet
@@ -46,7 +47,7 @@ def tiny_onnx(tiny_pt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def default_export(default_pt: Path, tmp_path_factory: pytest.TempPathFactory) -> object:
+def default_export(default_pt: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportReport:
     """The default preset's export (the slow one: ~10–30 s on the 2-core machine)."""
     from rssnet.engine.export import export_checkpoint
     from rssnet.model.checkpoint import load_checkpoint

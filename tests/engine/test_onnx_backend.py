@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
+from rssnet.engine.export import ExportReport
 from rssnet.engine.onnx_backend import LEVELS, OnnxBackend
 from rssnet.engine.select import open_backend
 from rssnet.engine.selftest import si_snr_db
@@ -31,7 +32,7 @@ def _synthetic(n: int, axis: np.ndarray, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def default_pair(  # type: ignore[no-untyped-def]
-    default_pt: Path, default_export: object, tmp_path_factory: pytest.TempPathFactory
+    default_pt: Path, default_export: ExportReport, tmp_path_factory: pytest.TempPathFactory
 ):
     cache = tmp_path_factory.mktemp("ortcache")
     torch_b = TorchBackend(default_pt)
