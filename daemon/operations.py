@@ -57,6 +57,7 @@ class Operations(PipelineHooks):
             interval_s=watchdog_interval(environ),
             stall_timeout_s=config.systemd.stall_timeout_s,
             status=self.status_line,
+            status_interval_s=config.publish.status_interval_s,
         )
         self.archive: ArchiveWriter | None = None
         self.control: ControlServer | None = None
