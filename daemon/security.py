@@ -130,20 +130,30 @@ class _QuietZapLog:
     to structlog (they matter) and drop the chatter."""
 
     def debug(self, *args: Any, **kwargs: Any) -> None:
-        if args and str(args[0]).startswith("DENIED"):
-            log.warning("curve_client_denied", detail=str(args[0]) % args[1:])
+        text = _format(args)
+        if text.startswith("DENIED"):
+            log.warning("curve_client_denied", detail=text)
 
     def info(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def warning(self, *args: Any, **kwargs: Any) -> None:
-        log.warning("zap", detail=str(args[0]) % args[1:] if args else "")
+        log.warning("zap", detail=_format(args))
 
     def error(self, *args: Any, **kwargs: Any) -> None:
-        log.error("zap", detail=str(args[0]) % args[1:] if args else "")
+        log.error("zap", detail=_format(args))
 
     def exception(self, *args: Any, **kwargs: Any) -> None:
         self.error(*args, **kwargs)
+
+
+def _format(args: tuple[Any, ...]) -> str:
+    if not args:
+        return ""
+    try:
+        return str(args[0]) % args[1:]
+    except (TypeError, ValueError):
+        return " ".join(str(a) for a in args)
 
 
 # Subscriptions are topic prefixes; anything longer than this is not one (the peer is
