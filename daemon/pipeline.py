@@ -9,7 +9,6 @@ in batches, runs the engine, fits abundances and publishes; it alone touches the
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from rssnet.config.schema import Config
 from rssnet.daemon.hooks import PipelineHooks
 from rssnet.drivers.base import Driver
 from rssnet.engine.base import Backend
+from rssnet.engine.batcher import MicroBatcher
 from rssnet.engine.postprocess import abundances
 from rssnet.errors import SpectrumRejected
 from rssnet.preprocess import Preprocessor
@@ -32,17 +32,15 @@ from rssnet.types import RawSpectrum
 
 log = structlog.get_logger(__name__)
 
-_END = object()  # queued by the driver thread after its last spectrum
-
-
 @dataclass
 class Counters:
-    """Result counters; at the end ``acquired == published + dropped``."""
+    """Result counters; at the end ``acquired == published + dropped + overflow_dropped``."""
 
     acquired: int = 0  # accepted into the queue
     published: int = 0  # results handed to the socket (ok and error)
     failed: int = 0  # published results with status "error"
     dropped: int = 0  # results the publisher had to drop (subscriber queue full)
+    overflow_dropped: int = 0  # accepted, then discarded by [engine] overflow = "drop_oldest"
     batches: int = 0
 
 
@@ -68,7 +66,16 @@ class Pipeline:
         self.counters = Counters()
         self.state = "starting"
         self.driver_error = ""
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=config.engine.queue_size)
+        # The micro-batcher (rssnet.engine.batcher): bounded, order-preserving; a partial
+        # batch goes once its oldest spectrum has waited max_wait_ms.  "block" keeps
+        # back-pressure on the driver; "drop_oldest" discards stale spectra, counted.
+        self._queue: MicroBatcher[RawSpectrum] = MicroBatcher(
+            max_batch=backend.max_batch,
+            max_delay_us=config.engine.max_wait_ms * 1000.0,
+            capacity=config.engine.queue_size,
+            overflow=getattr(config.engine, "overflow", "block"),
+            on_drop=self._overflow_drop,
+        )
         self._stopping = threading.Event()
         self._model = {"name": backend.info.name, "sha256": backend.info.sha256}
         self._started = time.monotonic()
@@ -136,33 +143,26 @@ class Pipeline:
             for raw in self.driver.stream():
                 # Counted before the put so a status never shows published > acquired.
                 self.counters.acquired += 1
-                # Blocks while the queue is full: back-pressure on the driver, never a drop.
+                # Blocks while the queue is full (overflow "block"): back-pressure.
                 self._queue.put(raw)
         except Exception as err:  # any driver failure ends acquisition, reported below
             self.driver_error = f"{type(err).__name__}: {err}"
             log.error("driver_failed", error=self.driver_error, exc_info=True)
         finally:
-            self._queue.put(_END)
+            self._queue.close()
+
+    def _overflow_drop(self, raw: RawSpectrum) -> None:
+        # Runs on the driver thread, the only writer of this counter.
+        self.counters.overflow_dropped += 1
+        if self.counters.overflow_dropped % 100 == 1:
+            log.warning(
+                "queue_full_dropped_oldest", source=raw.source, total=self.counters.overflow_dropped
+            )
 
     # -- processing ----------------------------------------------------------------
     def _next_batch(self, timeout: float) -> tuple[list[RawSpectrum], bool]:
-        try:
-            first = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return [], False
-        if first is _END:
-            return [], True
-        batch = [first]
-        deadline = time.monotonic() + self.config.engine.max_wait_ms / 1000.0
-        while len(batch) < self.backend.max_batch:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if item is _END:
-                return batch, True
-            batch.append(item)
-        return batch, False
+        batch = self._queue.get_batch(timeout=timeout)  # None: closed and drained
+        return ([], True) if batch is None else (batch, False)
 
     def _process(self, batch: list[RawSpectrum]) -> None:
         """Preprocess, separate and publish ``batch``, results in acquisition order."""
@@ -272,7 +272,12 @@ class Pipeline:
                 "acquired_hz": round((c.acquired - acquired_then) / span, 3),
                 "published_hz": round((c.published - published_then) / span, 3),
             },
-            "queue": {"depth": self._queue.qsize(), "capacity": self._queue.maxsize},
+            "queue": {
+                "depth": self._queue.qsize(),
+                "capacity": self._queue.capacity,
+                "overflow": self._queue.overflow,
+                "dropped": self._queue.dropped,
+            },
             "driver": _plain(self.driver.health()),
             "engine": {
                 "state": "ready",
