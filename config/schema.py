@@ -100,6 +100,9 @@ class EngineConfig(_Section):
     # None: the model shipped with the package (rssnet.model.checkpoint.default_model_path).
     model: Path | None = None
     device: str = "cpu"
+    # CPU threads for the torch and onnxruntime backends; 0 keeps the runtime's default.
+    # On a CPU shared with other work, 1 avoids threads contending (often far faster).
+    threads: int = Field(default=0, ge=0, le=256)
     max_batch: int = Field(default=8, ge=1, le=1024)
     # How long the engine waits for a batch to fill before running a partial one.
     max_wait_ms: float = Field(default=20.0, ge=0.0, le=10_000.0)

@@ -139,11 +139,15 @@ def serve(config: Config, source: str) -> int:
     try:
         # An engine build (TensorRT) can outlast TimeoutStartSec: keep systemd informed.
         with ops.notifier.extending("loading engine (building if needed)"):
+            threads = config.engine.threads
             backend = open_backend(
                 config.engine.backend,
                 model_path(config),
                 device=config.engine.device,
                 max_batch=config.engine.max_batch,
+                options={"torch": {"threads": threads}, "onnxruntime": {"threads": threads}}
+                if threads
+                else None,
             )
         driver = make_driver(config, backend)
         driver.open(timeout=10.0)

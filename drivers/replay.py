@@ -9,6 +9,7 @@ stream goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import threading
 import time
@@ -115,7 +116,8 @@ class ReplayDriver:
                 next_due = max(next_due + period, time.monotonic() - period)
             if self._stop.is_set():
                 break
-            yield spectrum
+            # Stamped when handed over, as an instrument would: not when read, before the pause.
+            yield dataclasses.replace(spectrum, t_acq_ns=time.time_ns())
         self._state = "stopped" if self._stop.is_set() else "finished"
 
     def stop(self) -> None:

@@ -179,3 +179,12 @@ def test_acquire_single_shots(tmp_path: Path) -> None:
     with pytest.raises(DriverError, match="no dark"):
         driver.acquire_dark()
     assert driver.describe().model == "replay"
+
+
+def test_acquisition_time_is_stamped_when_handed_over(tmp_path: Path) -> None:
+    _write_csv(tmp_path / "a.csv", _axis())
+    _write_csv(tmp_path / "b.csv", _axis())
+    driver = _driver(tmp_path, rate_hz=10.0)
+    first, second = (s.t_acq_ns for s in driver.stream())
+    # Paced at 10 Hz: the second is stamped after its 100 ms pause, not when read.
+    assert second - first >= 90_000_000
