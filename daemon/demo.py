@@ -113,11 +113,13 @@ def _run(args: argparse.Namespace, tmp: Path) -> int:
         daemon = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
         try:
             received, final = _listen_then_stop(daemon, endpoint, args.count, args.timeout, out)
-            code = daemon.wait(timeout=60)
+            code = _ensure_stopped(daemon)
+        except KeyboardInterrupt:
+            # Ctrl-C reached the daemon too (same process group); let it finish cleanly.
+            out.write("# interrupted; waiting for rssnetd to stop\n")
+            return 130
         finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait()
+            _ensure_stopped(daemon)
     if received < args.count or code != 0:
         out.write(f"# demo failed: {received}/{args.count} results, rssnetd exit {code}\n")
         out.write("# rssnetd log (last lines):\n")
@@ -169,3 +171,14 @@ def _listen_then_stop(
         return printed, None
     finally:
         sub.close()
+
+
+def _ensure_stopped(daemon: subprocess.Popen[Any]) -> int:
+    """SIGTERM (it publishes what it accepted), then a kill if it hangs; the exit code."""
+    if daemon.poll() is None:
+        daemon.send_signal(signal.SIGTERM)
+    try:
+        return daemon.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        return daemon.wait()
