@@ -5,9 +5,10 @@
 
 Sources: a saved result (``.npz`` with ``axis``, ``mixture``, ``components``), a CONTRACTS §3
 set (mixture ``--index`` is separated with the model), or the next live ``result`` message.
-The figure shows the mixture with the fitted sum and the residual, then each component
-scaled by its non-negative fit, labelled with its identification and share, with the top
-matched library spectrum overlaid (dashed, least-squares scaled).  Axes in cm⁻¹.
+The figure shows the mixture with the non-negative fit of the components and the residual,
+then each component as separated, labelled with its identification and its share of the
+fit, with the top matched library spectrum overlaid (dashed, least-squares scaled).
+Axes in cm⁻¹.
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ def render(result: Result, out: str | Path, library: str | None = None) -> Path:
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     top = axes[0]
     top.plot(axis, mix, color="0.3", lw=0.9, label="mixture")
-    top.plot(axis, fitted.sum(axis=0), color=colors[0], lw=0.9, label="sum of components")
+    top.plot(
+        axis, fitted.sum(axis=0), color=colors[0], lw=0.9, label="fit: Σ cₖ·componentₖ (cₖ ≥ 0)"
+    )
     top.plot(axis, residual, color="tab:red", lw=0.7, alpha=0.8, label="residual")
     top.set_title(result.title)
     for k in range(n):
@@ -141,7 +144,7 @@ def render(result: Result, out: str | Path, library: str | None = None) -> Path:
             label += f": {it.name} (score {it.score:.2f})"
             if lib_spectra is not None:
                 ref = lib_spectra[it.candidates[0].index].astype(np.float64)
-                scale = float(ref @ fitted[k]) / float(ref @ ref) if ref.any() else 0.0
+                scale = float(ref @ comps[k]) / float(ref @ ref) if ref.any() else 0.0
                 ax.plot(
                     axis,
                     scale * ref,
@@ -150,7 +153,8 @@ def render(result: Result, out: str | Path, library: str | None = None) -> Path:
                     lw=0.9,
                     label=f"library: {it.candidates[0].name} ({it.candidates[0].id})",
                 )
-        ax.plot(axis, fitted[k], color=color, lw=1.0, label=label)
+        # The component as separated (the fit may give it no weight, it is still shown).
+        ax.plot(axis, comps[k], color=color, lw=1.0, label=label)
     for ax in axes:
         ax.set_ylabel("intensity (a.u.)")
         ax.grid(alpha=0.3)
