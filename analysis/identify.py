@@ -6,10 +6,11 @@ Similarity is the cosine between *representations* of the spectra (:func:`repres
 (clipped) spectrum: the derivative ignores offsets and slow baselines (brown noise,
 fluorescence), the square root lets weak peaks count beside one dominant band.  ``deriv``
 omits the square root; ``raw`` is the mean-centred spectrum (Pearson correlation).
-Measured on RRUFF (held-out RRUFF IDs against the rest, docs/results.md), ``sqrtderiv``
-names the right mineral first for 81–83% of spectra whose mineral is in the library,
-against 75–77% for ``deriv`` and ``raw``; the ``unknown`` threshold 0.7 balances naming
-known minerals against rejecting absent ones across 10–20 dB SNR.
+Measured on RRUFF (held-out RRUFF IDs against the rest; bench/identify_calibration.py,
+docs/results.md), ``sqrtderiv`` names the right mineral first for 75–79% of spectra whose
+mineral is in the library, against 66–70% for ``deriv`` and ``raw``; the ``unknown``
+threshold 0.6 balances naming present minerals against rejecting absent ones most evenly
+from clean spectra down to 5 dB SNR.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from rssnet.errors import LibraryError
 F32 = npt.NDArray[np.float32]
 REPRESENTATIONS = ("sqrtderiv", "deriv", "raw")
 # Best cosine (sqrtderiv) below which a component is reported as unknown: calibrated on
-# RRUFF spectra at 10–20 dB SNR (docs/results.md, "Identification").
-DEFAULT_THRESHOLD = 0.7
+# RRUFF spectra, clean to 5 dB SNR (docs/results.md, "Identification").
+DEFAULT_THRESHOLD = 0.6
 UNKNOWN = "unknown"
 
 
