@@ -134,3 +134,20 @@ def test_no_ready_when_the_driver_cannot_open(tmp_path: Path, tiny_model: Path, 
         assert sock.count("WATCHDOG") == 0
     finally:
         sock.close()
+
+
+def test_start_timeout_extended_while_the_engine_loads(tmp_path: Path) -> None:
+    sock = NotifySocket(tmp_path, abstract=True)
+    try:
+        notifier = Notifier(sock.address)
+        with notifier.extending("building engine", step_s=0.01):
+            wait_until(lambda: sock.count("EXTEND_TIMEOUT_USEC") >= 3, 10, "extensions")
+        message = sock.wait_for(lambda m: "EXTEND_TIMEOUT_USEC" in m)
+        assert message == {"EXTEND_TIMEOUT_USEC": "20000", "STATUS": "building engine"}
+        # The block is over and its thread joined: a marker sent now is the last datagram,
+        # so a start that hangs after loading is no longer extended.
+        notifier.status("loaded")
+        sock.wait_for(lambda m: m.get("STATUS") == "loaded")
+        assert "EXTEND_TIMEOUT_USEC" not in sock.snapshot()[-1]
+    finally:
+        sock.close()

@@ -154,3 +154,15 @@ def test_curve_control_socket(tmp_path: Path, tiny_model: Path) -> None:
             mallory.close()
         daemon.terminate()
         assert daemon.wait() == 0
+
+
+def test_exposed_bind_without_curve_is_logged() -> None:
+    from structlog.testing import capture_logs
+
+    from rssnet.daemon.security import warn_if_exposed
+
+    with capture_logs() as logs:
+        assert warn_if_exposed("tcp://0.0.0.0:5560", "publish", curve=False)
+        assert not warn_if_exposed("tcp://0.0.0.0:5560", "publish", curve=True)
+        assert not warn_if_exposed("tcp://127.0.0.1:5560", "control", curve=False)
+    assert [(e["event"], e["endpoint"]) for e in logs] == [("insecure_bind", "tcp://0.0.0.0:5560")]
