@@ -162,17 +162,37 @@ def input_snr_db(mixtures: npt.ArrayLike, sources: npt.ArrayLike) -> Array:
     return out
 
 
+def scale_to_reference(est: npt.ArrayLike, ref: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Each estimate times its least-squares gain onto its reference (sign included).
+
+    SI-SNR training leaves an estimate's scale and sign free; SID, SAD and RMSE of the
+    rescaled estimate measure its shape alone.
+    """
+    e, r = _f64(est), _f64(ref)
+    gain = (e * r).sum(-1, keepdims=True) / ((e * e).sum(-1, keepdims=True) + EPS)
+    out: npt.NDArray[np.float64] = gain * e
+    return out
+
+
 def separation_scores(
     est: npt.ArrayLike, ref: npt.ArrayLike, mixtures: npt.ArrayLike
 ) -> dict[str, Array]:
-    """All metrics per source after PIT alignment: each value is (M, C)."""
+    """All metrics per source after PIT alignment: each value is (M, C).
+
+    ``sid_rescaled``, ``sad_rescaled`` and ``rmse_rescaled`` score the estimates after
+    :func:`scale_to_reference` (a sign-flipped but otherwise right estimate scores well).
+    """
     r = _f64(ref)
     e = pit_align(est, r)
     mix = _f64(mixtures)[:, None, :]  # M, 1, L
+    g = scale_to_reference(e, r)
     return {
         "si_snr": si_snr(e, r),
         "si_snri": si_snri(e, r, mix),
         "sid": sid(e, r),
         "sad": sad(e, r),
         "rmse": rmse(e, r, normalize=True),
+        "sid_rescaled": sid(g, r),
+        "sad_rescaled": sad(g, r),
+        "rmse_rescaled": rmse(g, r),
     }

@@ -65,6 +65,7 @@ def main() -> None:
     p.add_argument("--methods", default="nnls,sunsal,nnomp")
     p.add_argument("--splits", default="mineral,rruff_id")
     p.add_argument("--model")
+    p.add_argument("--limit", type=int, help="evaluate only the first N mixtures of each set")
     p.add_argument("--rerun", action="store_true", help="redo runs whose JSON exists")
     p.add_argument(
         "--in-library", default="", help="comma list of methods also run against the whole library"
@@ -96,6 +97,7 @@ def main() -> None:
                 ]
                 argv += ["--library-split", split] if split else []
                 argv += ["--model", args.model] if args.model else []
+                argv += ["--limit", str(args.limit)] if args.limit else []
                 target = Path(argv[argv.index("--json") + 1])
                 if target.exists() and not args.rerun:  # resumable: reuse finished runs
                     doc = json.loads(target.read_text())

@@ -90,5 +90,15 @@ def test_input_snr_and_separation_scores() -> None:
     mix = src.sum(1) + 0.5 * REF  # noise energy 0.25·4 = 1, clean energy 8
     assert mt.input_snr_db(mix, src)[0] == pytest.approx(10 * math.log10(8), abs=1e-6)
     scores = mt.separation_scores(src[:, ::-1], src, mix)
-    assert set(scores) == {"si_snr", "si_snri", "sid", "sad", "rmse"}
+    assert {"si_snr", "si_snri", "sid", "sad", "rmse", "sad_rescaled"} <= set(scores)
     assert (scores["si_snr"] > 50).all() and (scores["sad"] < 1e-3).all()
+
+
+def test_rescaled_scores_forgive_sign_and_scale() -> None:
+    ref = np.abs(np.random.default_rng(0).normal(size=(1, 1, 32))) + 0.1
+    flipped = -3.0 * ref
+    scores = mt.separation_scores(flipped, ref, ref[:, 0])
+    assert scores["sad"][0, 0] == pytest.approx(math.pi, abs=1e-3)
+    assert scores["sad_rescaled"][0, 0] == pytest.approx(0.0, abs=1e-3)
+    assert scores["rmse_rescaled"][0, 0] == pytest.approx(0.0, abs=1e-6)
+    assert scores["sid_rescaled"][0, 0] == pytest.approx(0.0, abs=1e-6)
