@@ -66,7 +66,7 @@ def test_dynamic_batch_matches_torch(tiny_pt: Path, tiny_onnx: Path) -> None:
     rng = np.random.default_rng(3)
     import torch
 
-    for batch in (1, 5, 64):
+    for batch in (1, 5, 17):
         x = rng.standard_normal((batch, 256)).cumsum(1).astype(np.float32)
         got = session.run(None, {"mixture": x})[0]
         with torch.inference_mode():

@@ -35,8 +35,9 @@ def default_pair(  # type: ignore[no-untyped-def]
     default_pt: Path, default_export: ExportReport, tmp_path_factory: pytest.TempPathFactory
 ):
     cache = tmp_path_factory.mktemp("ortcache")
-    torch_b = TorchBackend(default_pt)
-    ort_b = OnnxBackend(default_export.path, cache_dir=cache)
+    # One thread each: on a shared CPU more threads only contend (docs/benchmarks.md).
+    torch_b = TorchBackend(default_pt, threads=1)
+    ort_b = OnnxBackend(default_export.path, cache_dir=cache, threads=1)
     yield torch_b, ort_b
     torch_b.close()
     ort_b.close()
@@ -44,7 +45,7 @@ def default_pair(  # type: ignore[no-untyped-def]
 
 def test_parity_on_synthetic_spectra(default_pair) -> None:  # type: ignore[no-untyped-def]
     torch_b, ort_b = default_pair
-    x = _synthetic(16, torch_b.info.axis)
+    x = _synthetic(6, torch_b.info.axis)
     snr = si_snr_db(ort_b.separate(x), torch_b.separate(x))  # B, C
     assert snr.min() >= 60.0, snr.min()
 
@@ -59,9 +60,9 @@ def test_parity_on_rruff_spectra(default_pair, rruff_zip: Path) -> None:  # type
             continue
         y = resample(rec.axis, rec.intensity, axis)
         rows.append(y / max(float(np.abs(y).max()), 1e-12))
-        if len(rows) == 24:
+        if len(rows) == 6:
             break
-    assert len(rows) >= 8
+    assert len(rows) == 6
     x = np.stack(rows).astype(np.float32)
     snr = si_snr_db(ort_b.separate(x), torch_b.separate(x))
     assert snr.min() >= 60.0, snr.min()
@@ -71,8 +72,8 @@ def test_identity_matches_torch_and_batch_is_dynamic(default_pair) -> None:  # t
     torch_b, ort_b = default_pair
     assert ort_b.info.sha256 == torch_b.info.sha256  # same model identity on the wire
     np.testing.assert_array_equal(ort_b.info.axis, torch_b.info.axis)
-    x = _synthetic(9, torch_b.info.axis, seed=1)
-    for b in (1, 9):
+    x = _synthetic(4, torch_b.info.axis, seed=1)
+    for b in (1, 4):
         assert ort_b.separate(x[:b]).shape == (b, 2, 1024)
     with pytest.raises(SpectrumRejected, match="1024"):
         ort_b.separate(x[:, :1000])
