@@ -25,8 +25,10 @@ from rssnet.types import ModelInfo
 log = structlog.get_logger(__name__)
 
 LEVELS = ("disable", "basic", "extended", "all")
-# Measured on the 2-core build machine (docs/benchmarks.md): see bench/engines.py.
-DEFAULT_THREADS = 0  # 0: onnxruntime's default (one per physical core)
+# Measured on the 2-core build machine (docs/benchmarks.md, bench/engines.py): with any
+# other load on the CPU one intra-op thread is fastest (2 threads: +10% CPU time, with
+# spinning +95%).  0 would mean onnxruntime's default (one thread per physical core).
+DEFAULT_THREADS = 1
 DEFAULT_LEVEL = "all"
 
 

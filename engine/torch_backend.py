@@ -1,6 +1,7 @@
 """The torch backend: runs an rssnet model file with PyTorch (CPU or CUDA).
 
-Inference runs under ``torch.inference_mode`` (no autograd bookkeeping).  ``compile=True``
+Inference runs under ``torch.inference_mode`` (no autograd bookkeeping) on one thread
+unless told otherwise: the fastest CPU option measured (docs/benchmarks.md).  ``compile=True``
 wraps the model in ``torch.compile``: measured ~1.3× faster per call on this CPU but minutes
 of compiling at start-up, so it is off by default (docs/benchmarks.md).
 """
@@ -33,7 +34,7 @@ class TorchBackend:
         model_path: str | Path | None = None,
         device: str = "cpu",
         max_batch: int = 8,
-        threads: int = 0,
+        threads: int = 1,
         *,
         compile: bool = False,
         self_test: bool = True,
@@ -44,6 +45,9 @@ class TorchBackend:
             raise BackendUnavailable(f"torch backend: unknown device {device!r}")
         if threads:
             # Process-wide in torch: the daemon runs one backend, so this is its setting.
+            # Default 1: with other load on the CPU, torch's OpenMP threads wait on each
+            # other at every barrier; 2 threads measured 10× slower (docs/benchmarks.md).
+            # 0 keeps torch's own default (one thread per core).
             torch.set_num_threads(threads)
         ckpt = load_checkpoint(model_path)
         self.device = torch.device(device)
