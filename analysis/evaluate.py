@@ -177,7 +177,7 @@ def _load_library(args: argparse.Namespace, axis: F32) -> SpectralLibrary:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate as the CLI does; returns the JSON document."""
-    from rssnet.analysis.identify import Identifier, refine_hybrid
+    from rssnet.analysis.identify import Identifier, orient, refine_hybrid
     from rssnet.model.checkpoint import default_axis, load_checkpoint
 
     show = not args.quiet
@@ -207,7 +207,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         if ckpt is None:  # unreachable: needs_model loaded it; keeps mypy informed
             raise RssnetError("no model loaded")
-        est = separate_rssnet(ckpt.model, data.mixtures, args.batch, show)
+        # Sign is free under SI-SNR training: orient components as a user would see them.
+        est = orient(separate_rssnet(ckpt.model, data.mixtures, args.batch, show), data.mixtures)
         doc["model"] = {"name": ckpt.name, "sha256": ckpt.sha256, "path": ckpt.path}
         if args.method == "hybrid" and library is not None:
             ident = Identifier(library.spectra, library.names, library.ids)

@@ -142,6 +142,20 @@ class Identifier:
         return out
 
 
+def orient(components: npt.ArrayLike, mixtures: npt.ArrayLike) -> F32:
+    """Flip each component whose inner product with its mixture is negative.
+
+    SI-SNR training is blind to sign, and a network may emit a component negated; a Raman
+    component (non-negative) always correlates positively with the mixture it is part of.
+    ``components`` (..., C, L), ``mixtures`` (..., L).
+    """
+    comp = np.asarray(components, dtype=np.float32)
+    mix = np.asarray(mixtures, dtype=np.float32)[..., None, :]  # ..., 1, L
+    sign = np.where((comp * mix).sum(-1, keepdims=True) < 0, -1.0, 1.0).astype(np.float32)
+    out: F32 = comp * sign
+    return out
+
+
 def abundances(mixture: npt.ArrayLike, components: npt.ArrayLike) -> F32:
     """Each component's share of the mixture: non-negative fit y ≈ Σ c_k comp_k, then
     shares of the fitted areas (sum to 1; zeros when nothing fits)."""
@@ -167,13 +181,14 @@ def refine_hybrid(
     confident component together with the unmatched components' own spectra (so they
     explain their part of the mixture and don't leak into the atoms), and a confident
     component becomes the sum of its atoms scaled by their coefficients.  Unmatched
-    components keep the network's output.  Returns refined (M, C, L) and the mask (M, C)
-    of refined components.
+    components keep the network's output (oriented by :func:`orient`).  Returns refined
+    (M, C, L) and the mask (M, C) of refined components.
     """
     mix = np.asarray(mixtures, dtype=np.float64)
     est = np.asarray(estimates, dtype=np.float32)
     if est.ndim != 3 or mix.shape != (est.shape[0], est.shape[2]):
         raise ValueError(f"mixtures {mix.shape} and estimates {est.shape} do not match")
+    est = orient(est, mix)
     out = est.copy()
     refined = np.zeros(est.shape[:2], dtype=bool)
     lib = identifier.spectra.astype(np.float64)  # N, L

@@ -24,7 +24,13 @@ import numpy as np
 import numpy.typing as npt
 import zmq
 
-from rssnet.analysis.identify import DEFAULT_THRESHOLD, Identification, Identifier, abundances
+from rssnet.analysis.identify import (
+    DEFAULT_THRESHOLD,
+    Identification,
+    Identifier,
+    abundances,
+    orient,
+)
 from rssnet.analysis.library_io import LibraryCache
 from rssnet.errors import LibraryError, PublishError, WireError
 from rssnet.wire import SCHEMA_VERSION, Message, decode, encode, topic_for
@@ -77,6 +83,7 @@ class IdentifyService:
             raise WireError(f"{message.topic}: components {comps.shape} are not (C, {axis.size})")
         if not (np.isfinite(comps).all() and np.isfinite(mixture).all()):
             raise WireError(f"{message.topic}: non-finite values in mixture or components")
+        comps = orient(comps, mixture)
         ident = self.identifier(axis)
         idents = ident.identify(comps, top_k=self.top_k)
         shares = abundances(mixture, comps)

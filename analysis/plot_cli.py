@@ -107,9 +107,10 @@ def from_stream(endpoint: str, timeout_s: float) -> Result:
 def render(result: Result, out: str | Path, library: str | None = None) -> Path:
     """Write the PNG; identification and library overlays only with ``library``."""
     from rssnet.analysis.eval_plots import pyplot
-    from rssnet.analysis.identify import Identifier
+    from rssnet.analysis.identify import Identifier, orient
 
-    axis, mix, comps = result.axis, result.mixture, result.components
+    axis, mix = result.axis, result.mixture
+    comps = orient(result.components, mix)
     coef, _ = nnls(comps.T.astype(np.float64), mix.astype(np.float64))
     fitted = comps * coef[:, None].astype(np.float32)  # C, L
     area = np.abs(fitted).sum(axis=1)

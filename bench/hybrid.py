@@ -23,7 +23,7 @@ from rssnet.analysis.evaluate import (
     separate_library,
     separate_rssnet,
 )
-from rssnet.analysis.identify import Identifier, refine_hybrid
+from rssnet.analysis.identify import Identifier, orient, refine_hybrid
 from rssnet.model.checkpoint import load_checkpoint
 from rssnet.training.library import load_library, split_library
 
@@ -49,7 +49,7 @@ def main() -> None:
     ident = Identifier(lib.spectra, lib.names, lib.ids)
     rows: list[tuple[str, np.ndarray, float]] = []
     t0 = time.perf_counter()
-    est = separate_rssnet(ckpt.model, mix, show=False)
+    est = orient(separate_rssnet(ckpt.model, mix, show=False), mix)
     rows.append(("rssnet", est, time.perf_counter() - t0))
     t0 = time.perf_counter()
     hyb, refined = refine_hybrid(ident, mix, est)

@@ -12,7 +12,7 @@ import pytest
 import zmq
 from conftest import peak_library, two_mixes
 
-from rssnet.analysis.identify import UNKNOWN, Identifier, abundances, refine_hybrid
+from rssnet.analysis.identify import UNKNOWN, Identifier, abundances, orient, refine_hybrid
 from rssnet.analysis.identify_client import IdentifyService, Republisher, main, run
 from rssnet.analysis.library_io import LibraryCache
 from rssnet.errors import LibraryError
@@ -58,6 +58,14 @@ def test_same_mineral_counts_once() -> None:
     )
     cands = ident.identify(LIB.T[0], top_k=3)[0].candidates
     assert [c.name.strip().lower() for c in cands].count("quartz") == 1
+
+
+def test_orient_flips_negated_components() -> None:
+    mix, src, _ = two_mixes(LIB, 4, snr_db=20)
+    flipped = src.copy()
+    flipped[:, 1] *= -2.0
+    out = orient(flipped, mix)
+    assert np.allclose(out[:, 0], src[:, 0]) and np.allclose(out[:, 1], 2.0 * src[:, 1])
 
 
 def test_abundances_are_shares() -> None:
