@@ -81,8 +81,14 @@ PRESETS: dict[str, RSSNetConfig] = {
     ),
     # For tests: trains in seconds.
     "tiny": RSSNetConfig(
-        n_filters=16, tda_channels=32, ffn_hidden=64, n_heads=2, n_iters=1, chunk=16,
-        depth=2, dropout=0.0,
+        n_filters=16,
+        tda_channels=32,
+        ffn_hidden=64,
+        n_heads=2,
+        n_iters=1,
+        chunk=16,
+        depth=2,
+        dropout=0.0,
     ),
 }
 

@@ -37,7 +37,7 @@ class DepthwiseConv1d(nn.Conv1d):
         if not (self.training and x.device.type == "cpu"):
             return super().forward(x)
         k, t = self.kernel_size[0], x.shape[-1]
-        p = self.padding[0]
+        p = (k - 1) // 2  # as passed to the parent; self.padding is typed str | tuple
         xp = F.pad(x, (p, p)) if p else x  # B, C, T + 2p
         w = self.weight[:, 0, :]  # C, k
         out = xp[..., 0:t] * w[:, 0:1]
@@ -53,8 +53,13 @@ class ConvNorm(nn.Module):
     """Conv1d + global layer norm (GroupNorm with one group), optional PReLU."""
 
     def __init__(
-        self, c_in: int, c_out: int, kernel: int = 1, stride: int = 1,
-        groups: int = 1, act: bool = False,
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        act: bool = False,
     ) -> None:
         super().__init__()
         self.conv: nn.Conv1d
@@ -83,6 +88,8 @@ def _positions(length: int, dim: int) -> torch.Tensor:
 class GlobalAttention(nn.Module):
     """Multi-head self-attention + convolutional FFN at the coarsest scale."""
 
+    pos: torch.Tensor  # registered buffer (D-wide sinusoidal table)
+
     def __init__(self, dim: int, heads: int, hidden: int, dropout: float, max_seq: int) -> None:
         super().__init__()
         # Non-persistent and short: TDANet's 10000×512 persistent table bloats checkpoints.
@@ -103,10 +110,11 @@ class GlobalAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[-1]
-        if t > self.pos.shape[0]:
-            raise ValueError(f"sequence of {t} exceeds max_seq {self.pos.shape[0]}")
+        pos = self.pos
+        if t > pos.shape[0]:
+            raise ValueError(f"sequence of {t} exceeds max_seq {pos.shape[0]}")
         seq = x.transpose(1, 2)  # B, T, D
-        q = self.norm(seq) + self.pos[:t]
+        q = self.norm(seq) + pos[:t]
         att, _ = self.attn(q, q, q, need_weights=False)
         seq = seq + self.drop(att)
         x = seq.transpose(1, 2)  # B, D, T
@@ -138,8 +146,15 @@ class TDA(nn.Module):
     """
 
     def __init__(
-        self, channels: int, dim: int, depth: int, heads: int, hidden: int,
-        dropout: float, max_seq: int, residual: bool = False,
+        self,
+        channels: int,
+        dim: int,
+        depth: int,
+        heads: int,
+        hidden: int,
+        dropout: float,
+        max_seq: int,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         self.depth = depth

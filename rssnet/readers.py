@@ -43,25 +43,32 @@ class EvalSet:
     names: np.ndarray | None = None
 
 
-def _check_axis(axis: FloatArray, y: FloatArray, source: str) -> tuple[FloatArray, FloatArray]:
-    """Sort ascending, reject duplicates/NaN; returns float32 arrays."""
+def _check_axis(
+    axis: np.ndarray, y: np.ndarray, source: str, lines: list[int] | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """Sort ascending, reject duplicates/NaN; returns float32 arrays.  ``lines`` maps data
+    points to file line numbers so errors can name the line."""
+
+    def where(i: int) -> str:
+        return f":{lines[i]}" if lines is not None else f" (data point {i})"
+
     if axis.size < 2:
         raise SpectrumFormatError(f"{source}: fewer than 2 data points")
     bad = ~np.isfinite(axis) | ~np.isfinite(y)
     if bad.any():
-        raise SpectrumFormatError(
-            f"{source}: non-finite value at data point {int(np.argmax(bad))}"
-        )
+        raise SpectrumFormatError(f"{source}{where(int(np.argmax(bad)))}: non-finite value")
     d = np.diff(axis)
     if (d < 0).all():  # descending files (some exports) are fine, just flipped
         axis, y = axis[::-1], y[::-1]
     elif not (d > 0).all():
         i = int(np.argmax(d <= 0)) + 1
-        raise SpectrumFormatError(f"{source}: axis not strictly monotonic at data point {i}")
+        raise SpectrumFormatError(f"{source}{where(i)}: axis not strictly monotonic")
     return axis.astype(np.float32), y.astype(np.float32)
 
 
-def parse_columns(lines: list[str], source: str, first_line: int = 1) -> tuple[FloatArray, FloatArray]:
+def parse_columns(
+    lines: list[str], source: str, first_line: int = 1
+) -> tuple[FloatArray, FloatArray]:
     """Parse ``x<sep>y`` lines (comma, semicolon, tab or space separated).
 
     Blank lines and ``#`` comments are skipped; one header line of non-numbers at the
@@ -69,6 +76,7 @@ def parse_columns(lines: list[str], source: str, first_line: int = 1) -> tuple[F
     """
     xs: list[float] = []
     ys: list[float] = []
+    numbers: list[int] = []
     for k, raw in enumerate(lines):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -86,9 +94,10 @@ def parse_columns(lines: list[str], source: str, first_line: int = 1) -> tuple[F
             ) from err
         xs.append(x)
         ys.append(y)
+        numbers.append(first_line + k)
     if not xs:
         raise SpectrumFormatError(f"{source}: no data lines")
-    return _check_axis(np.asarray(xs, np.float64), np.asarray(ys, np.float64), source)  # type: ignore[arg-type]  # float64 in, float32 out
+    return _check_axis(np.asarray(xs), np.asarray(ys), source, numbers)
 
 
 def parse_rruff_text(text: str, source: str) -> SpectrumRecord:
@@ -201,7 +210,10 @@ def read_spectrum_file(path: str | Path) -> list[SpectrumRecord]:
         ev = read_eval_set(p)
         return [
             SpectrumRecord(
-                name=f"{p.stem}[{i}]", id=str(i), axis=ev.axis, intensity=row,
+                name=f"{p.stem}[{i}]",
+                id=str(i),
+                axis=ev.axis,
+                intensity=row,
                 source=f"{p}[{i}]",
             )
             for i, row in enumerate(ev.mixtures)

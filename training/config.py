@@ -53,9 +53,9 @@ class TrainSection(_Frozen):
 
 
 class TrainConfig(_Frozen):
-    model: ModelSection = Field(default_factory=ModelSection)
-    data: DataSection = Field(default_factory=DataSection)
-    train: TrainSection = Field(default_factory=TrainSection)
+    model: ModelSection = Field(default_factory=lambda: ModelSection.model_validate({}))
+    data: DataSection = Field(default_factory=lambda: DataSection.model_validate({}))
+    train: TrainSection = Field(default_factory=lambda: TrainSection.model_validate({}))
 
 
 def load_train_config(path: str | Path, base_dir: Path | None = None) -> TrainConfig:
@@ -70,9 +70,7 @@ def load_train_config(path: str | Path, base_dir: Path | None = None) -> TrainCo
     try:
         cfg = TrainConfig.model_validate(raw)
     except ValidationError as err:
-        errors = [
-            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()
-        ]
+        errors = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()]
         raise ConfigError(str(p), errors) from err
     root = base_dir or p.parent
     lib = Path(cfg.data.library)

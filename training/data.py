@@ -52,6 +52,7 @@ class MixtureStream(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
                 start = int(rng.integers(0, length - self.crop + 1))
                 x = x[:, start : start + self.crop]
                 s = s[:, :, start : start + self.crop]
-            yield torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(
-                np.ascontiguousarray(s)
+            yield (
+                torch.from_numpy(np.ascontiguousarray(x)),
+                torch.from_numpy(np.ascontiguousarray(s)),
             )

@@ -94,8 +94,13 @@ class SpectralLibrary:
                 f"{len(skipped)} skipped" + (f", first: {skipped[0]}" if skipped else "")
             )
         return cls(
-            axis=axis, spectra=np.stack(rows).astype(np.float32), names=names, ids=ids,
-            sources=sources, skipped=skipped, library_id=library_id,
+            axis=axis,
+            spectra=np.stack(rows).astype(np.float32),
+            names=names,
+            ids=ids,
+            sources=sources,
+            skipped=skipped,
+            library_id=library_id,
         )
 
 

@@ -13,7 +13,9 @@ def pairwise_si_snr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> 
     est, ref: (B, C, L) → (B, C_est, C_ref).  Zero-mean per signal, as in the paper.
     """
     if est.shape != ref.shape or est.dim() != 3:
-        raise ValueError(f"expected equal (B, C, L) shapes, got {tuple(est.shape)} and {tuple(ref.shape)}")
+        raise ValueError(
+            f"expected equal (B, C, L) shapes, got {tuple(est.shape)} and {tuple(ref.shape)}"
+        )
     est = est - est.mean(dim=-1, keepdim=True)
     ref = ref - ref.mean(dim=-1, keepdim=True)
     e = est.unsqueeze(2)  # B, C, 1, L

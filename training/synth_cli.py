@@ -44,8 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             lib = pseudo_library(axis, n=64, seed=args.split_seed)
         mix = synthesize(
-            lib.spectra, lib.names, args.n, np.random.default_rng(args.seed),
-            args.components, tuple(args.snr),
+            lib.spectra,
+            lib.names,
+            args.n,
+            np.random.default_rng(args.seed),
+            args.components,
+            tuple(args.snr),
         )
     except (RssnetError, ValueError) as err:
         sys.stderr.write(f"rssnet synth: {err}\n")

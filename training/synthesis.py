@@ -2,7 +2,8 @@
 
 Decisions the paper leaves open (docs/model.md): library spectra are max-normalized before
 mixing; weights a ~ U[0,1] for two components (Dirichlet(1,…,1) for C > 2); the SNR is
-measured against the clean mixture's mean power over the whole axis and realised exactly; brown noise is the
+measured against the clean mixture's mean power over the whole axis and realised
+exactly; brown noise is the
 cumulative sum of white noise with its mean removed; white and brown noise have equal power.
 """
 
@@ -23,9 +24,7 @@ class Mixtures:
     snr_db: FloatArray  # M
 
 
-def draw_pairs(
-    names: list[str], n: int, c: int, rng: np.random.Generator
-) -> np.ndarray:
+def draw_pairs(names: list[str], n: int, c: int, rng: np.random.Generator) -> np.ndarray:
     """(n, c) library indices, each row with ``c`` different substances (by name)."""
     keys = np.asarray([s.strip().lower() for s in names])
     if len(set(keys.tolist())) < c:

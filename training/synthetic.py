@@ -36,7 +36,10 @@ def pseudo_library(axis: FloatArray, n: int = 32, seed: int = 0) -> SpectralLibr
         rows.append(lorentzian_spectrum(axis, centers, widths, heights))
     names = [f"pseudo-{i:03d}" for i in range(n)]
     return SpectralLibrary(
-        axis=np.asarray(axis, np.float32), spectra=np.stack(rows), names=names,
-        ids=[f"P{i:05d}" for i in range(n)], sources=["synthetic"] * n,
+        axis=np.asarray(axis, np.float32),
+        spectra=np.stack(rows),
+        names=names,
+        ids=[f"P{i:05d}" for i in range(n)],
+        sources=["synthetic"] * n,
         library_id=f"pseudo:{n}:{seed}",
     )

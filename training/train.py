@@ -72,7 +72,9 @@ def pick_device(name: str, d: Dist) -> torch.device:
 
 
 @torch.inference_mode()
-def validate(model: torch.nn.Module, val: Mixtures, device: torch.device, batch: int = 32) -> dict[str, float]:
+def validate(
+    model: torch.nn.Module, val: Mixtures, device: torch.device, batch: int = 32
+) -> dict[str, float]:
     """Mean SI-SNR, SI-SNRi (dB) under the best permutation, on full-length mixtures."""
     model.eval()
     sisnr, sisnri = [], []
@@ -114,8 +116,12 @@ def run(cfg: TrainConfig, d: Dist | None = None) -> dict[str, Any]:
     train_lib, val_lib = lib.subset(split["train"]), lib.subset(split["val"])
     mcfg = preset(cfg.model.preset, **cfg.model.overrides)
     val = synthesize(
-        val_lib.spectra, val_lib.names, cfg.data.val_size,
-        np.random.default_rng(cfg.data.val_seed), mcfg.n_components, cfg.data.snr_db,
+        val_lib.spectra,
+        val_lib.names,
+        cfg.data.val_size,
+        np.random.default_rng(cfg.data.val_seed),
+        mcfg.n_components,
+        cfg.data.snr_db,
     )
 
     # --- model, optimizer, resume ----------------------------------------------------
@@ -134,27 +140,46 @@ def run(cfg: TrainConfig, d: Dist | None = None) -> dict[str, Any]:
     if d.world > 1:
         # With one iteration the recurrence conv never runs: DDP must not wait for its grads.
         net = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None,
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=mcfg.n_iters < 2,
         )
     amp = device.type == "cuda"
     stream = MixtureStream(
-        train_lib.spectra, train_lib.names, t.batch, mcfg.n_components, cfg.data.crop,
-        cfg.data.snr_db, seed=t.seed * 1000 + d.rank * 100 + int(state["epoch"]),
+        train_lib.spectra,
+        train_lib.names,
+        t.batch,
+        mcfg.n_components,
+        cfg.data.crop,
+        cfg.data.snr_db,
+        seed=t.seed * 1000 + d.rank * 100 + int(state["epoch"]),
     )
-    loader = iter(DataLoader(stream, batch_size=None, num_workers=t.workers,
-                             persistent_workers=t.workers > 0))
+    loader = iter(
+        DataLoader(stream, batch_size=None, num_workers=t.workers, persistent_workers=t.workers > 0)
+    )
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
-        log.info("train.start", params=count_parameters(model), device=str(device),
-                 train_spectra=len(train_lib), val_spectra=len(val_lib), world=d.world)
+        log.info(
+            "train.start",
+            params=count_parameters(model),
+            device=str(device),
+            train_spectra=len(train_lib),
+            val_spectra=len(val_lib),
+            world=d.world,
+        )
 
     def meta(metrics: dict[str, float]) -> dict[str, Any]:
         return {
-            "name": f"rssnet-{cfg.model.preset}", "preset": cfg.model.preset,
-            "library_id": lib.library_id, "split": cfg.data.split, "split_seed": cfg.data.split_seed,
-            "metrics": metrics, "train_state": dict(state), "device": str(device),
-            "world": d.world, "params": count_parameters(model),
+            "name": f"rssnet-{cfg.model.preset}",
+            "preset": cfg.model.preset,
+            "library_id": lib.library_id,
+            "split": cfg.data.split,
+            "split_seed": cfg.data.split_seed,
+            "metrics": metrics,
+            "train_state": dict(state),
+            "device": str(device),
+            "world": d.world,
+            "params": count_parameters(model),
             "train_config": json.loads(cfg.model_dump_json()),
         }
 
@@ -162,12 +187,19 @@ def run(cfg: TrainConfig, d: Dist | None = None) -> dict[str, Any]:
     t0 = time.monotonic() - float(state["seconds"])
     stop = ""
     while not stop:
-        bar = tqdm(range(t.epoch_steps), desc=f"epoch {state['epoch']}", disable=not (d.main and t.progress),
-                   file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(
+            range(t.epoch_steps),
+            desc=f"epoch {state['epoch']}",
+            disable=not (d.main and t.progress),
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         run_loss = run_imp = 0.0
         for k in bar:
             elapsed = time.monotonic() - t0
-            progress = max(elapsed / (t.max_minutes * 60), state["step"] / t.max_steps if t.max_steps else 0.0)
+            progress = max(
+                elapsed / (t.max_minutes * 60), state["step"] / t.max_steps if t.max_steps else 0.0
+            )
             if progress >= 1.0:
                 stop = "budget"
                 break
@@ -187,10 +219,22 @@ def run(cfg: TrainConfig, d: Dist | None = None) -> dict[str, Any]:
             state["samples"] += t.batch * d.world
             # .item() is a device sync point: only every few steps on GPU.
             if k % 10 == 0 or device.type == "cpu":
-                base = torch.diagonal(pairwise_si_snr(x.unsqueeze(1).expand_as(s).contiguous(), s), dim1=1, dim2=2).mean()
-                run_loss = 0.9 * run_loss + 0.1 * float(loss.detach()) if k else float(loss.detach())
-                run_imp = 0.9 * run_imp + 0.1 * float(best.detach().mean() - base) if k else float(best.detach().mean() - base)
-                bar.set_postfix(loss=f"{run_loss:.2f}", si_snri=f"{run_imp:.2f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
+                base = torch.diagonal(
+                    pairwise_si_snr(x.unsqueeze(1).expand_as(s).contiguous(), s), dim1=1, dim2=2
+                ).mean()
+                run_loss = (
+                    0.9 * run_loss + 0.1 * float(loss.detach()) if k else float(loss.detach())
+                )
+                run_imp = (
+                    0.9 * run_imp + 0.1 * float(best.detach().mean() - base)
+                    if k
+                    else float(best.detach().mean() - base)
+                )
+                bar.set_postfix(
+                    loss=f"{run_loss:.2f}",
+                    si_snri=f"{run_imp:.2f}",
+                    lr=f"{opt.param_groups[0]['lr']:.1e}",
+                )
         bar.close()
         state["epoch"] += 1
         state["seconds"] = time.monotonic() - t0
@@ -201,10 +245,20 @@ def run(cfg: TrainConfig, d: Dist | None = None) -> dict[str, Any]:
             if improved:
                 state["best"] = metrics["val_si_snri"]
                 save_checkpoint(out / "best.pt", model, lib.axis, meta(metrics), val.mixtures[:2])
-            save_checkpoint(out / "last.pt", model, lib.axis, meta(metrics), val.mixtures[:2],
-                            optimizer_state=opt.state_dict())
-            record = {**metrics, **{k: state[k] for k in ("epoch", "step", "samples", "seconds")},
-                      "train_loss": run_loss, "train_si_snri": run_imp}
+            save_checkpoint(
+                out / "last.pt",
+                model,
+                lib.axis,
+                meta(metrics),
+                val.mixtures[:2],
+                optimizer_state=opt.state_dict(),
+            )
+            record = {
+                **metrics,
+                **{k: state[k] for k in ("epoch", "step", "samples", "seconds")},
+                "train_loss": run_loss,
+                "train_si_snri": run_imp,
+            }
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             log.info("train.epoch", **record)
@@ -213,7 +267,9 @@ def run(cfg: TrainConfig, d: Dist | None = None) -> dict[str, Any]:
         if t.max_steps and state["step"] >= t.max_steps:
             stop = stop or "steps"
         if d.world > 1:  # every rank must agree to stop, or the others hang in all-reduce
-            flag = torch.tensor([1 if stop else 0], device=device if device.type == "cuda" else "cpu")
+            flag = torch.tensor(
+                [1 if stop else 0], device=device if device.type == "cuda" else "cpu"
+            )
             dist.broadcast(flag, src=0)
             stop = stop or ("rank0" if int(flag) else "")
     summary = {"stop": stop, "best_val_si_snri": state["best"], **state}

@@ -18,7 +18,9 @@ from rssnet.model.rssnet import RSSNet
 def tiny_file(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     path = tmp_path / "tiny.pt"
-    save_checkpoint(path, RSSNet(preset("tiny")), default_axis(), {"name": "tiny", "metrics": {"x": 1.0}})
+    save_checkpoint(
+        path, RSSNet(preset("tiny")), default_axis(), {"name": "tiny", "metrics": {"x": 1.0}}
+    )
     return path
 
 
@@ -38,14 +40,14 @@ def test_round_trip_reproduces_reference_output(tiny_file: Path) -> None:
 def test_truncated_file_names_the_file(tiny_file: Path, tmp_path: Path) -> None:
     bad = tmp_path / "truncated.pt"
     bad.write_bytes(tiny_file.read_bytes()[:500])
-    with pytest.raises(ModelFileError, match="truncated.pt"):
+    with pytest.raises(ModelFileError, match=r"truncated\.pt"):
         load_checkpoint(bad)
 
 
 def test_garbage_and_missing_files(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a model at all")
-    with pytest.raises(ModelFileError, match="junk.pt"):
+    with pytest.raises(ModelFileError, match=r"junk\.pt"):
         load_checkpoint(junk)
     with pytest.raises(ModelFileError, match="not found"):
         load_checkpoint(tmp_path / "nope.pt")

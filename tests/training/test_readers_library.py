@@ -39,8 +39,8 @@ def test_rruff_txt_with_latin1_header(tmp_path: Path) -> None:
     [
         ("", "no data"),
         ("1, 2\n2, abc\n", r":2: not a number pair"),
-        ("1, 2\n3, nan\n", "non-finite"),
-        ("1, 2\n3, 4\n2, 5\n", "not strictly monotonic"),
+        ("1, 2\n3, nan\n", r":2: non-finite"),
+        ("1, 2\n3, 4\n2, 5\n", r":3: axis not strictly monotonic"),
     ],
 )
 def test_bad_two_column_files_name_file_and_line(tmp_path: Path, content: str, match: str) -> None:
@@ -83,8 +83,9 @@ def test_library_with_fewer_than_two_spectra_is_an_error(tmp_path: Path) -> None
 
 def test_split_by_mineral_never_shares_a_mineral() -> None:
     names = [f"m{i % 40}" for i in range(200)]
-    lib = SpectralLibrary(AXIS, np.ones((200, 1024), np.float32), names,
-                          [f"R{i}" for i in range(200)], ["x"] * 200)
+    lib = SpectralLibrary(
+        AXIS, np.ones((200, 1024), np.float32), names, [f"R{i}" for i in range(200)], ["x"] * 200
+    )
     parts = split_library(lib, "mineral", seed=3)
     sets = {k: {names[i] for i in v} for k, v in parts.items()}
     assert not (sets["train"] & sets["val"]) and not (sets["train"] & sets["test"])

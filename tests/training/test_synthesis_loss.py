@@ -21,7 +21,7 @@ def test_snr_and_weights_are_in_range() -> None:
     noise = mix.mixtures - clean
     snr = 10 * np.log10((clean**2).mean(1) / (noise**2).mean(1))
     np.testing.assert_allclose(snr, mix.snr_db, atol=1e-3)
-    assert 10 <= snr.min() and snr.max() <= 20
+    assert snr.min() >= 10 and snr.max() <= 20
     a = mix.sources.max(axis=2)  # library spectra have max 1, so the max is the weight
     np.testing.assert_allclose(a.sum(1), 1.0, atol=1e-5)
     assert a.min() >= 0 and abs(a[:, 0].mean() - 0.5) < 0.03  # U[0,1]

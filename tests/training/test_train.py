@@ -29,9 +29,19 @@ def write_library(folder: Path, n: int = 24) -> Path:
 def write_config(tmp: Path, **train: object) -> Path:
     lib = write_library(tmp / "lib")
     lines = [
-        "[model]", 'preset = "tiny"', "[data]", f'library = "{lib}"', "val_size = 32",
-        "[train]", f'out = "{tmp / "run"}"', "batch = 8", "workers = 0", "threads = 1",
-        "warmup_steps = 5", "lr = 3e-3", "progress = false",
+        "[model]",
+        'preset = "tiny"',
+        "[data]",
+        f'library = "{lib}"',
+        "val_size = 32",
+        "[train]",
+        f'out = "{tmp / "run"}"',
+        "batch = 8",
+        "workers = 0",
+        "threads = 1",
+        "warmup_steps = 5",
+        "lr = 3e-3",
+        "progress = false",
     ]
     lines += [f"{k} = {json.dumps(v)}" for k, v in train.items()]
     cfg = tmp / "train.toml"
@@ -62,7 +72,9 @@ def test_resume_continues_from_last_checkpoint(tmp_path: Path) -> None:
     assert summary["step"] == 40
 
 
-def test_bad_train_config_exits_78_listing_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_train_config_exits_78_listing_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[train]\nbatch = 0\nlr = -1\nbogus = 1\n")
     assert main(["--config", str(bad)]) == 78
@@ -82,9 +94,21 @@ def test_torchrun_ddp_gloo_two_cpu_processes(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, max_steps=6, epoch_steps=3, device="cpu")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "rssnet.training.train", "--config", str(cfg)],
-        capture_output=True, text=True, timeout=240, env=env,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "rssnet.training.train",
+            "--config",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "run/summary.json").read_text())
