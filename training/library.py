@@ -86,8 +86,10 @@ class SpectralLibrary:
             names.append(rec.name)
             ids.append(rec.id)
             sources.append(rec.source)
+        if skipped:  # one line, not hundreds: the full list stays in ``skipped``
+            log.warning("library.skipped", count=len(skipped), first=skipped[:3])
         for s in skipped:
-            log.warning("library.skip", reason=s)
+            log.debug("library.skip", reason=s)
         if len(rows) < 2:
             raise LibraryError(
                 f"library has {len(rows)} usable spectra (need at least 2); "
