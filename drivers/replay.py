@@ -2,7 +2,9 @@
 
 Reads a directory, a glob pattern or one file (RRUFF .txt, two-column CSV/TSV, CONTRACTS §3
 ``.npz`` sets, where each mixture row is one spectrum), paced at ``rate_hz`` or as fast as
-the consumer takes them, optionally looping.  A bad file (unreadable, empty, non-numeric,
+the consumer takes them, optionally looping.  Real instrument exports (B&W Tek, Wasatch,
+Horiba, Renishaw; ``rssnet.drivers.exports``) are recognised by content and keep their
+dark spectrum, laser wavelength and integration time.  A bad file (unreadable, empty, non-numeric,
 NaN, wrong range) is logged with file and line, counted in :meth:`health`, and skipped: the
 stream goes on.
 """
@@ -24,6 +26,7 @@ from rssnet import __version__
 from rssnet.archive import SUFFIX as ARCHIVE_SUFFIX
 from rssnet.archive import archive_spectra
 from rssnet.config.schema import ReplayOptions
+from rssnet.drivers.exports import looks_like_export, read_export
 from rssnet.errors import DriverError, SpectrumFormatError
 from rssnet.readers import SpectrumRecord, read_spectrum_file
 from rssnet.types import DeviceInfo, RawSpectrum
@@ -143,15 +146,10 @@ class ReplayDriver:
             for path in self._files:
                 if self._stop.is_set():
                     return
-                for record in self._read(path):
+                for spectrum in self._read(path):
                     good_this_pass += 1
-                    yield RawSpectrum(
-                        axis=record.axis,
-                        intensity=record.intensity,
-                        t_acq_ns=time.time_ns(),
-                        seq=self._next_seq(),
-                        source=record.source,
-                        meta={"name": record.name, "id": record.id},
+                    yield dataclasses.replace(
+                        spectrum, t_acq_ns=time.time_ns(), seq=self._next_seq()
                     )
             self._counts["passes"] += 1
             if not self.options.loop:
@@ -166,23 +164,26 @@ class ReplayDriver:
         self._seq += 1
         return seq
 
-    def _read(self, path: Path) -> list[SpectrumRecord]:
+    def _read(self, path: Path) -> list[RawSpectrum]:
         try:
             if path.suffix.lower() == ARCHIVE_SUFFIX:
-                records = self._read_archive(path)
+                spectra = [_from_record(r) for r in self._read_archive(path)]
+            elif looks_like_export(path):
+                # Real instrument exports keep their dark, laser and integration time.
+                spectra = read_export(path)
             else:
-                records = read_spectrum_file(path)
+                spectra = [_from_record(r) for r in read_spectrum_file(path)]
         except SpectrumFormatError as err:
             self._bad("bad_files", str(err), path)
             return []
         self._counts["files_read"] += 1
         good = []
-        for record in records:
-            reason = self._check(record)
+        for spectrum in spectra:
+            reason = self._check(spectrum.axis, spectrum.intensity)
             if reason:
-                self._bad("bad_spectra", f"{record.source}: {reason}", path)
+                self._bad("bad_spectra", f"{spectrum.source}: {reason}", path)
             else:
-                good.append(record)
+                good.append(spectrum)
         return good
 
     def _read_archive(self, path: Path) -> list[SpectrumRecord]:
@@ -198,9 +199,8 @@ class ReplayDriver:
         self._last_error = message
         log.warning("replay_skipped", file=str(path), error=message)
 
-    def _check(self, record: SpectrumRecord) -> str:
-        """Why ``record`` is unusable, or ``""``."""
-        axis, y = record.axis, record.intensity
+    def _check(self, axis: np.ndarray, y: np.ndarray) -> str:
+        """Why a spectrum is unusable, or ``""``."""
         if axis.ndim != 1 or axis.shape != y.shape or axis.size < 2:
             return f"axis {axis.shape} and intensity {y.shape} do not form a spectrum"
         finite = np.isfinite(axis) & np.isfinite(y)
@@ -219,6 +219,14 @@ class ReplayDriver:
                     f"{want_lo:g}..{want_hi:g} cm⁻¹ (at least {self.min_coverage:.0%} required)"
                 )
         return ""
+
+
+def _from_record(record: SpectrumRecord) -> RawSpectrum:
+    # seq and t_acq_ns are set when the spectrum is handed over.
+    return RawSpectrum(
+        axis=record.axis, intensity=record.intensity, t_acq_ns=0, seq=-1,
+        source=record.source, meta={"name": record.name, "id": record.id},
+    )
 
 
 def find_files(pattern: str) -> list[Path]:

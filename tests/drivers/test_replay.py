@@ -188,3 +188,20 @@ def test_acquisition_time_is_stamped_when_handed_over(tmp_path: Path) -> None:
     first, second = (s.t_acq_ns for s in driver.stream())
     # Paced at 10 Hz: the second is stamped after its 100 ms pause, not when read.
     assert second - first >= 90_000_000
+
+
+EXPORTS = Path(__file__).resolve().parents[3] / "shared/data/instrument-exports"
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not EXPORTS.exists(), reason="../shared/data not present")
+def test_real_instrument_exports_keep_dark_and_laser() -> None:
+    driver = _driver(str(EXPORTS / "FNMT-B_BW785" / "*.txt"))
+    spectra = list(driver.stream())
+    assert spectra, "no B&W Tek export replayed"
+    assert [s.seq for s in spectra] == list(range(len(spectra)))
+    first = spectra[0]
+    assert first.laser_nm is not None and abs(first.laser_nm - 785) < 5
+    assert first.dark is not None and first.dark.shape == first.intensity.shape
+    assert first.integration_us > 0
+    assert driver.health()["bad_files"] == 0
