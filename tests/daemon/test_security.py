@@ -166,3 +166,27 @@ def test_exposed_bind_without_curve_is_logged() -> None:
         assert not warn_if_exposed("tcp://0.0.0.0:5560", "publish", curve=True)
         assert not warn_if_exposed("tcp://127.0.0.1:5560", "control", curve=False)
     assert [(e["event"], e["endpoint"]) for e in logs] == [("insecure_bind", "tcp://0.0.0.0:5560")]
+
+
+def test_bad_key_files_are_config_errors(tmp_path: Path) -> None:
+    from rssnet.config.schema import SecurityConfig
+    from rssnet.daemon.security import start_curve
+    from rssnet.errors import ConfigError
+
+    assert keys_main(["--dir", str(tmp_path), "server"]) == 0
+    (tmp_path / "clients").mkdir()
+
+    def config(secret: str, clients: str) -> SecurityConfig:
+        return SecurityConfig(
+            curve=True, server_secret_key=tmp_path / secret, allowed_clients=tmp_path / clients
+        )
+
+    assert start_curve(SecurityConfig()) is None
+    with pytest.raises(ConfigError, match="server_secret_key"):
+        start_curve(config("missing.key_secret", "clients"))
+    with pytest.raises(ConfigError, match="holds no secret key"):
+        start_curve(config("server.key", "clients"))  # the public half by mistake
+    with pytest.raises(ConfigError, match="no client"):
+        start_curve(config("server.key_secret", "clients"))  # empty allow-list
+    with pytest.raises(ConfigError, match="not a folder"):
+        start_curve(config("server.key_secret", "nowhere"))
