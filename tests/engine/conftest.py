@@ -5,6 +5,7 @@ enough and the tests do not wait for a trained model."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,16 @@ from rssnet.model.rssnet import RSSNet
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 RRUFF_ZIP = SHARED_DATA / "rruff" / "excellent_unoriented.zip"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread while these tests run: on a shared CPU more only contend
+    (docs/benchmarks.md: 2 threads measured 10× slower beside another busy process)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _model_file(folder: Path, name: str, length: int) -> Path:
