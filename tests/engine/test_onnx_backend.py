@@ -13,7 +13,7 @@ from rssnet.engine.onnx_backend import LEVELS, OnnxBackend
 from rssnet.engine.select import open_backend
 from rssnet.engine.selftest import si_snr_db
 from rssnet.engine.torch_backend import TorchBackend
-from rssnet.errors import EngineError, ModelFileError, SpectrumRejected
+from rssnet.errors import BackendUnavailable, EngineError, ModelFileError, SpectrumRejected
 from rssnet.readers import iter_rruff_zip, resample
 
 
@@ -143,3 +143,19 @@ def test_onnx_without_rssnet_metadata_is_refused(tmp_path: Path) -> None:
     save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(ModelFileError, match=r"foreign\.onnx.*not an rssnet ONNX export"):
         OnnxBackend(path)
+
+
+def test_cuda_without_a_gpu_is_unavailable_and_falls_back(tiny_pt: Path, tiny_onnx: Path) -> None:
+    import onnxruntime
+    import torch
+
+    providers = onnxruntime.get_available_providers()
+    if torch.cuda.is_available() or "CUDAExecutionProvider" in providers:
+        pytest.skip("a CUDA device is present: scripts/gpu-check covers it")
+    with pytest.raises(BackendUnavailable, match="CUDA"):
+        TorchBackend(tiny_pt, device="cuda")
+    with pytest.raises(BackendUnavailable, match="onnxruntime-gpu"):
+        OnnxBackend(tiny_onnx, device="cuda")
+    with pytest.raises(EngineError, match="no inference backend") as info:
+        open_backend(["tensorrt", "onnxruntime", "torch"], tiny_pt, device="cuda")
+    assert "rssnet[tensorrt]" in str(info.value) and "onnxruntime-gpu" in str(info.value)
