@@ -37,6 +37,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--methods", default="nnomp,nnls,sunsal")
+    p.add_argument("--thresholds", default="0.6", help="hybrid thresholds to compare")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     ckpt = load_checkpoint(args.model)
@@ -51,12 +52,15 @@ def main() -> None:
     t0 = time.perf_counter()
     est = orient(separate_rssnet(ckpt.model, mix, show=False), mix)
     rows.append(("rssnet", est, time.perf_counter() - t0))
-    t0 = time.perf_counter()
-    hyb, refined = refine_hybrid(ident, mix, est)
-    rows.append((f"hybrid ({refined.mean():.0%} refined)", hyb, time.perf_counter() - t0))
+    for thr in (float(t) for t in args.thresholds.split(",")):
+        ident.threshold = thr
+        t0 = time.perf_counter()
+        hyb, refined = refine_hybrid(ident, mix, est)
+        label = f"hybrid @ {thr} ({refined.mean():.0%} refined)"
+        rows.append((label, hyb, time.perf_counter() - t0))
     groups = np.unique([n.strip().lower() for n in lib.names], return_inverse=True)[1]
     library = bl.Library(lib.spectra.T, groups=groups)
-    for method in args.methods.split(","):
+    for method in filter(None, args.methods.split(",")):
         t0 = time.perf_counter()
         rows.append(
             (method, separate_library(method, library, mix, 2, False), time.perf_counter() - t0)
