@@ -157,6 +157,13 @@ def _parser() -> argparse.ArgumentParser:
         "substances or samples are not in it; same seed as `rssnet synth`)",
     )
     p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument(
+        "--hybrid-threshold",
+        type=float,
+        default=None,
+        help="library cosine from which hybrid refines a component (default: the "
+        "identification threshold, 0.6; higher stays closer to the network's output)",
+    )
     p.add_argument("--json", required=True, help="write the metrics here")
     p.add_argument("--plots", help="write robustness.png and examples.png here")
     p.add_argument("--limit", type=int, help="evaluate only the first N mixtures")
@@ -212,7 +219,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         doc["model"] = {"name": ckpt.name, "sha256": ckpt.sha256, "path": ckpt.path}
         if args.method == "hybrid" and library is not None:
             ident = Identifier(library.spectra, library.names, library.ids)
-            est, refined = refine_hybrid(ident, data.mixtures, est)
+            est, refined = refine_hybrid(ident, data.mixtures, est, threshold=args.hybrid_threshold)
             doc["hybrid_refined_fraction"] = float(refined.mean())
     seconds = time.perf_counter() - t0
     scores = mt.separation_scores(est, data.sources, data.mixtures)

@@ -173,10 +173,12 @@ def refine_hybrid(
     mixtures: npt.ArrayLike,
     estimates: npt.ArrayLike,
     candidates: int = 5,
+    threshold: float | None = None,
 ) -> tuple[F32, npt.NDArray[np.bool_]]:
     """Library-guided refinement of network estimates (M, C, L) for mixtures (M, L).
 
-    Each estimate whose best library score reaches the identifier's threshold is replaced
+    Each estimate whose best library score reaches ``threshold`` (default: the
+    identifier's) is replaced
     by a non-negative fit: the mixture is fitted over the top ``candidates`` atoms of every
     confident component together with the unmatched components' own spectra (so they
     explain their part of the mixture and don't leak into the atoms), and a confident
@@ -192,9 +194,10 @@ def refine_hybrid(
     out = est.copy()
     refined = np.zeros(est.shape[:2], dtype=bool)
     lib = identifier.spectra.astype(np.float64)  # N, L
+    thr = identifier.threshold if threshold is None else threshold
     for m in range(est.shape[0]):
         score = identifier.scores(est[m])  # C, N
-        sure = np.flatnonzero(score.max(axis=1) >= identifier.threshold)
+        sure = np.flatnonzero(score.max(axis=1) >= thr)
         if sure.size == 0:
             continue
         # Candidates of all confident components; an atom shortlisted by two components

@@ -32,7 +32,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--library", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--split", required=True, choices=("mineral", "rruff_id"))
+    p.add_argument("--split", required=True, choices=("mineral", "rruff_id", "none"))
     p.add_argument("--model")
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--threads", type=int, default=1)
@@ -45,8 +45,9 @@ def main() -> None:
     mix, src = data.mixtures[: args.n], data.sources[: args.n]
     names = None if data.names is None else data.names[: args.n]
     lib = load_library(args.library, ckpt.axis)
-    parts = split_library(lib, by=args.split, seed=0)
-    lib = lib.subset(np.concatenate([parts["train"], parts["val"]]))
+    if args.split != "none":  # none: the whole library (the test spectra are in it)
+        parts = split_library(lib, by=args.split, seed=0)
+        lib = lib.subset(np.concatenate([parts["train"], parts["val"]]))
     ident = Identifier(lib.spectra, lib.names, lib.ids)
     rows: list[tuple[str, np.ndarray, float]] = []
     t0 = time.perf_counter()
