@@ -55,7 +55,8 @@ def plot_examples(
     names: npt.NDArray[np.str_] | None = None,
     count: int = 4,
 ) -> None:
-    """A few mixtures with their true sources (dashed) and PIT-aligned estimates."""
+    """A few mixtures with their true sources (dashed) and PIT-aligned estimates (the
+    caller scales them, e.g. by :func:`~rssnet.analysis.metrics.scale_to_reference`)."""
     plt = pyplot()
     count = min(count, len(mixtures))
     fig, axes = plt.subplots(count, 1, figsize=(8, 2.4 * count), dpi=110, squeeze=False)
@@ -72,7 +73,7 @@ def plot_examples(
                 color=col,
                 lw=1.0,
                 alpha=0.85,
-                label=f"{method} estimate {c + 1}",
+                label=f"{method} estimate {c + 1} (gain fitted)",
             )
         ax.set_ylabel("intensity (a.u.)")
         ax.legend(fontsize=6, loc="upper right", ncol=2)

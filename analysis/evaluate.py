@@ -251,12 +251,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out = Path(args.plots)
         out.mkdir(parents=True, exist_ok=True)
         plot_robustness(doc["robustness"], out / "robustness.png", args.method)
-        aligned = mt.pit_align(est, data.sources).astype(np.float32)
+        # The network's output scale is free: show each estimate at its least-squares gain.
+        shown = mt.scale_to_reference(mt.pit_align(est, data.sources), data.sources)
         plot_examples(
             axis,
             data.mixtures,
             data.sources,
-            aligned,
+            shown.astype(np.float32),
             out / "examples.png",
             args.method,
             data.names,
