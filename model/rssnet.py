@@ -108,7 +108,12 @@ class RSSNet(nn.Module):
         masks = masks.reshape(masks.shape[0], self.cfg.n_components, -1, length)  # B, C, N, L
         masked = (masks * h.unsqueeze(1)).flatten(0, 1)  # B·C, N, L
         out = self.decoder(masked).reshape(mix.shape[0], self.cfg.n_components, length)
-        return out * scale.unsqueeze(1)  # B, C, L
+        out = out * scale.unsqueeze(1)  # B, C, L
+        # SI-SNR cannot see a component's sign, so training leaves it arbitrary; Raman
+        # spectra are non-negative, so each component is turned to correlate positively
+        # with the mixture (no gradient, no effect on the loss; Where/Neg in ONNX).
+        corr = (out * mix.unsqueeze(1)).sum(dim=-1, keepdim=True)  # B, C, 1
+        return torch.where(corr < 0, -out, out)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -103,3 +103,14 @@ def test_gradients_reach_every_parameter() -> None:
     out.square().mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert missing == []
+
+
+def test_components_are_oriented_like_the_mixture() -> None:
+    # SI-SNR is blind to sign; the model must not hand out negated spectra.
+    torch.manual_seed(3)
+    model = RSSNet(preset("tiny")).eval()
+    x = torch.rand(6, 1024) + 0.1
+    with torch.inference_mode():
+        out = model(x)
+    corr = (out * x.unsqueeze(1)).sum(-1)
+    assert (corr >= 0).all()
