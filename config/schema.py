@@ -100,7 +100,7 @@ class EngineConfig(_Section):
     # None: the model shipped with the package (rssnet.model.checkpoint.default_model_path).
     model: Path | None = None
     device: str = "cpu"
-    # CPU threads for the torch and onnxruntime backends; 0 keeps the runtime's default.
+    # CPU threads for the torch and onnxruntime backends; 0: the backend's default (1).
     # On a CPU shared with other work, 1 avoids threads contending (often far faster).
     threads: int = Field(default=0, ge=0, le=256)
     max_batch: int = Field(default=8, ge=1, le=1024)
@@ -108,6 +108,9 @@ class EngineConfig(_Section):
     max_wait_ms: float = Field(default=20.0, ge=0.0, le=10_000.0)
     # Accepted spectra waiting for the engine; the driver blocks when it is full.
     queue_size: int = Field(default=256, ge=1, le=1_000_000)
+    # When the queue is full: "block" the driver (nothing accepted is lost; the default) or
+    # "drop_oldest" (counted as overflow_dropped; never archived, so only for live displays).
+    overflow: Literal["block", "drop_oldest"] = "block"
 
     @field_validator("backend")
     @classmethod

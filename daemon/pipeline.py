@@ -32,6 +32,7 @@ from rssnet.types import RawSpectrum
 
 log = structlog.get_logger(__name__)
 
+
 @dataclass
 class Counters:
     """Result counters; at the end ``acquired == published + dropped + overflow_dropped``."""
@@ -73,7 +74,7 @@ class Pipeline:
             max_batch=backend.max_batch,
             max_delay_us=config.engine.max_wait_ms * 1000.0,
             capacity=config.engine.queue_size,
-            overflow=getattr(config.engine, "overflow", "block"),
+            overflow=config.engine.overflow,
             on_drop=self._overflow_drop,
         )
         self._stopping = threading.Event()
