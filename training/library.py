@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 import structlog
 
 from rssnet.errors import LibraryError, SpectrumFormatError
+from rssnet.model.checkpoint import sha256_file
 from rssnet.readers import SpectrumRecord, iter_rruff_zip, read_text_spectrum
 from rssnet.types import FloatArray
 
@@ -113,7 +113,7 @@ def load_library(path: str | Path, axis: FloatArray) -> SpectralLibrary:
         raise LibraryError(f"{p}: library not found")
     if p.is_file() and p.suffix.lower() == ".zip":
         records: Iterable[SpectrumRecord | SpectrumFormatError] = iter_rruff_zip(p)
-        lib_id = f"{p.name}:{_file_digest(p)[:12]}"
+        lib_id = f"{p.name}:{sha256_file(p)[:12]}"
     else:
         files = sorted(f for f in p.rglob("*") if f.suffix.lower() in {".txt", ".csv", ".tsv"})
         records = _read_all(files)
@@ -129,14 +129,6 @@ def _read_all(files: list[Path]) -> Iterable[SpectrumRecord | SpectrumFormatErro
             yield read_text_spectrum(f)
         except SpectrumFormatError as err:
             yield err
-
-
-def _file_digest(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def split_library(
