@@ -1,0 +1,379 @@
+"""The client library for the result stream (CONTRACTS §1): connect, iterate typed messages,
+notice losses.
+
+    with ResultClient("tcp://127.0.0.1:5560", "rssnet.lab-1.") as client:
+        for msg in client:
+            if isinstance(msg, Result) and msg.ok:
+                print(msg.seq, msg.abundances)
+
+``result`` messages become :class:`Result`, ``status`` messages :class:`Status`, any other
+stream (e.g. ``identification``) the generic :class:`rssnet.wire.Message`.  Arrays are
+read-only numpy views on the received frames (no copy).
+
+Losses: ``seq`` counts from 0 per topic and session, so a jump within a session means
+messages were lost (:attr:`ResultClient.gaps`, ``on_gap``, :attr:`ResultClient.lost`).  A
+new ``session`` means the daemon restarted; it is reported (``on_session``), not counted as
+a loss.  A malformed message is logged (structlog ``bad_message_skipped``, with topic and
+reason), counted in :attr:`ResultClient.skipped` and skipped: iteration never raises for
+what a sender put on the wire.  A skipped message's ``seq`` is never delivered, so when good
+messages of its topic follow it also shows as a gap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+import zmq
+import zmq.auth
+
+from rssnet.errors import ConfigError, WireError
+from rssnet.wire import Message, decode
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5560"
+# Events kept in .gaps / .session_changes; the counters stay exact beyond this.
+MAX_EVENTS = 1000
+
+FloatArray = npt.NDArray[np.floating[Any]]
+GapCallback = Callable[[str, int, int], None]
+SessionCallback = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Result:
+    """One separated spectrum (``rssnet.<instrument>.result``).
+
+    ``components`` is (C, L) and ``abundances`` (C,); an ``error`` result has C = 0.
+    """
+
+    topic: str
+    instrument: str
+    session: str
+    seq: int
+    t_acq_ns: int
+    t_pub_ns: int
+    status: str
+    error: str | None
+    model_name: str
+    model_sha256: str
+    axis: FloatArray  # (L,) cm⁻¹
+    mixture: FloatArray  # (L,)
+    components: FloatArray  # (C, L)
+    abundances: FloatArray  # (C,)
+    header: dict[str, Any]
+    arrays: Mapping[str, npt.NDArray[Any]]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def latency_ns(self) -> int:
+        """Daemon latency: publish minus acquisition time."""
+        return self.t_pub_ns - self.t_acq_ns
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Status:
+    """A periodic health message (``rssnet.<instrument>.status``)."""
+
+    topic: str
+    instrument: str
+    session: str
+    seq: int
+    t_pub_ns: int
+    status: str
+    error: str | None
+    state: str
+    counters: dict[str, Any]
+    rates: dict[str, Any]
+    header: dict[str, Any]
+
+
+Received = Result | Status | Message
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Messages ``expected_seq .. got_seq - 1`` of ``topic`` never arrived."""
+
+    topic: str
+    session: str
+    expected_seq: int
+    got_seq: int
+
+    @property
+    def lost(self) -> int:
+        return self.got_seq - self.expected_seq
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChange:
+    """``topic`` moved from session ``old`` to ``new``: the publisher restarted."""
+
+    topic: str
+    old: str
+    new: str
+    seq: int
+
+
+class ResultClient:
+    """A SUB socket on a result stream, yielding typed messages.
+
+    ``curve`` is ``(client_secret_key_file, server_public_key_file)``: ZeroMQ certificate
+    files as ``rssnet keys`` writes them (``name.key_secret``, ``server.key``).  Raises
+    :class:`~rssnet.errors.ConfigError` if a key file is unusable.
+    """
+
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        topic: str = "rssnet.",
+        *,
+        curve: tuple[str | Path, str | Path] | None = None,
+        context: zmq.Context[Any] | None = None,
+        rcvhwm: int = 10_000,
+        on_gap: GapCallback | None = None,
+        on_session: SessionCallback | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.topic = topic
+        self.on_gap = on_gap
+        self.on_session = on_session
+        self.received = 0
+        self.lost = 0
+        self.skipped = 0
+        self.gaps: deque[Gap] = deque(maxlen=MAX_EVENTS)
+        self.session_changes: deque[SessionChange] = deque(maxlen=MAX_EVENTS)
+        self._session_ids: set[str] = set()
+        self._topic_state: dict[str, tuple[str, int]] = {}  # topic -> (session, next seq)
+        self._closed = False
+        keys = _curve_options(*curve) if curve is not None else {}
+        context = context or zmq.Context.instance()
+        self._socket: zmq.Socket[Any] = context.socket(zmq.SUB)
+        try:
+            self._socket.setsockopt(zmq.LINGER, 0)
+            # Explicit (CONTRACTS §1); with the daemon's NODROP publisher a full queue here
+            # makes the daemon drop and count, and the loss shows up as a seq gap.
+            self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
+            for option, value in keys.items():
+                self._socket.setsockopt(option, value)
+            self._socket.setsockopt_string(zmq.SUBSCRIBE, topic)
+            self._socket.connect(endpoint)
+        except zmq.ZMQError as err:
+            self._socket.close(linger=0)
+            raise ValueError(f"cannot connect to {endpoint!r}: {err}") from err
+
+    # -- counters ------------------------------------------------------------------
+    @property
+    def sessions(self) -> int:
+        """Number of distinct publisher sessions seen (1 + restarts, once traffic flows)."""
+        return len(self._session_ids)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "received": self.received,
+            "lost": self.lost,
+            "skipped": self.skipped,
+            "sessions": self.sessions,
+        }
+
+    # -- receiving -----------------------------------------------------------------
+    def receive(self, timeout_s: float | None = None) -> Received | None:
+        """The next well-formed message, or ``None`` when none came within ``timeout_s``
+        (``None``: wait forever) or the client is closed.  Malformed messages are skipped."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self._closed:
+            wait_ms = (
+                None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            )
+            if not self._socket.poll(wait_ms):
+                return None
+            message = self._parse(self._socket.recv_multipart(copy=False))
+            if message is not None:
+                return message
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+        return None
+
+    def iter(self, timeout_s: float | None = None) -> Iterator[Received]:
+        """Messages until none came for ``timeout_s`` (``None``: forever) or closed."""
+        while True:
+            message = self.receive(timeout_s)
+            if message is None:
+                return
+            yield message
+
+    def __iter__(self) -> Iterator[Received]:
+        return self.iter(None)
+
+    def _parse(self, frames: list[Any]) -> Received | None:
+        try:
+            message = decode(frames)
+            typed = _typed(message)
+        # ValueError covers WireError; numpy may still object to a header wire.decode
+        # accepted (e.g. a zero-size dtype), and nothing a sender does may end iteration.
+        except (ValueError, TypeError, OverflowError) as err:
+            self.skipped += 1
+            log.warning("bad_message_skipped", topic=_topic_of(frames), reason=str(err))
+            return None
+        self.received += 1
+        self._track(message.topic, str(message.header["session"]), message.seq)
+        return typed
+
+    def _track(self, topic: str, session: str, seq: int) -> None:
+        self._session_ids.add(session)
+        state = self._topic_state.get(topic)
+        self._topic_state[topic] = (session, seq + 1)
+        if state is None:
+            return  # joined mid-stream: earlier messages were never ours to miss
+        old_session, expected = state
+        if old_session != session:
+            self.session_changes.append(SessionChange(topic, old_session, session, seq))
+            log.info("session_changed", topic=topic, old=old_session, new=session, seq=seq)
+            if self.on_session is not None:
+                self.on_session(topic, old_session, session)
+        elif seq > expected:
+            self.lost += seq - expected
+            self.gaps.append(Gap(topic, session, expected, seq))
+            log.warning("messages_lost", topic=topic, expected_seq=expected, got_seq=seq)
+            if self.on_gap is not None:
+                self.on_gap(topic, expected, seq)
+        elif seq < expected:
+            # Not possible from one rssnet publisher; a second one on the same topic?
+            log.warning("seq_went_back", topic=topic, expected_seq=expected, got_seq=seq)
+
+    # -- lifetime ------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the socket; idempotent.  A shared context is left open."""
+        if not self._closed:
+            self._closed = True
+            self._socket.close(linger=0)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> ResultClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _typed(message: Message) -> Received:
+    """A :class:`Result`/:class:`Status` for those streams; :class:`WireError` if malformed."""
+    if message.stream == "result":
+        return _result(message)
+    if message.stream == "status":
+        return _status(message)
+    return message
+
+
+def _result(message: Message) -> Result:
+    h, a, topic = message.header, message.arrays, message.topic
+    for name in ("axis", "mixture", "components", "abundances"):
+        if a[name].dtype.kind != "f":
+            raise WireError(f"{topic}: array {name!r} has dtype {a[name].dtype.str}, not float")
+    axis, mixture, components, shares = a["axis"], a["mixture"], a["components"], a["abundances"]
+    if axis.ndim != 1:
+        raise WireError(f"{topic}: axis has shape {axis.shape}, expected (L,)")
+    length = axis.shape[0]
+    if mixture.shape != (length,):
+        raise WireError(f"{topic}: mixture has shape {mixture.shape}, expected ({length},)")
+    if components.ndim != 2 or components.shape[1] != length:
+        raise WireError(
+            f"{topic}: components have shape {components.shape}, expected (C, {length})"
+        )
+    if shares.shape != (components.shape[0],):
+        raise WireError(
+            f"{topic}: abundances have shape {shares.shape}, expected ({components.shape[0]},)"
+        )
+    model = h["model"]
+    name, sha = model.get("name"), model.get("sha256")
+    if not isinstance(name, str) or not isinstance(sha, str):
+        raise WireError(f"{topic}: model needs 'name' and 'sha256' strings, got {model!r}")
+    return Result(
+        topic=topic,
+        instrument=h["instrument"],
+        session=h["session"],
+        seq=h["seq"],
+        t_acq_ns=h["t_acq_ns"],
+        t_pub_ns=h["t_pub_ns"],
+        status=h["status"],
+        error=h.get("error"),
+        model_name=name,
+        model_sha256=sha,
+        axis=axis,
+        mixture=mixture,
+        components=components,
+        abundances=shares,
+        header=h,
+        arrays=a,
+    )
+
+
+def _status(message: Message) -> Status:
+    h, topic = message.header, message.topic
+    counters, rates, state = h.get("counters", {}), h.get("rates", {}), h.get("state", "")
+    if not isinstance(counters, dict) or not isinstance(rates, dict):
+        raise WireError(f"{topic}: status 'counters' and 'rates' must be maps")
+    if not isinstance(state, str):
+        raise WireError(f"{topic}: status 'state' {state!r} is not a string")
+    return Status(
+        topic=topic,
+        instrument=h["instrument"],
+        session=h["session"],
+        seq=h["seq"],
+        t_pub_ns=h["t_pub_ns"],
+        status=h["status"],
+        error=h.get("error"),
+        state=state,
+        counters=counters,
+        rates=rates,
+        header=h,
+    )
+
+
+def _topic_of(frames: list[Any]) -> str:
+    """The first frame as text for the log, even when it is not a valid topic."""
+    if not frames:
+        return ""
+    try:
+        raw = bytes(getattr(frames[0], "buffer", frames[0]))
+    except TypeError:
+        return "?"
+    return raw[:80].decode("utf-8", errors="replace")
+
+
+def _curve_options(secret_file: str | Path, server_file: str | Path) -> dict[int, bytes]:
+    """CURVE client socket options from the client's secret and the server's public key file."""
+    try:
+        public, secret = zmq.auth.load_certificate(str(secret_file))
+    except (OSError, ValueError) as err:
+        raise ConfigError(str(secret_file), [f"curve client secret key: {err}"]) from err
+    if secret is None:
+        raise ConfigError(
+            str(secret_file),
+            ["curve client secret key: no secret key (give the .key_secret file, not the .key)"],
+        )
+    try:
+        server, _ = zmq.auth.load_certificate(str(server_file))
+    except (OSError, ValueError) as err:
+        raise ConfigError(str(server_file), [f"curve server public key: {err}"]) from err
+    return {zmq.CURVE_SECRETKEY: secret, zmq.CURVE_PUBLICKEY: public, zmq.CURVE_SERVERKEY: server}
