@@ -287,6 +287,10 @@ def _typed(message: Message) -> Received:
 
 def _result(message: Message) -> Result:
     h, a, topic = message.header, message.arrays, message.topic
+    for array in a.values():
+        # Views on the received frames (no copy); read-only so that one consumer cannot
+        # change what another sees, as a frozen Result promises.
+        array.flags.writeable = False
     for name in ("axis", "mixture", "components", "abundances"):
         if a[name].dtype.kind != "f":
             raise WireError(f"{topic}: array {name!r} has dtype {a[name].dtype.str}, not float")
