@@ -132,7 +132,8 @@ class ResultClient:
 
     ``curve`` is ``(client_secret_key_file, server_public_key_file)``: ZeroMQ certificate
     files as ``rssnet keys`` writes them (``name.key_secret``, ``server.key``).  Raises
-    :class:`~rssnet.errors.ConfigError` if a key file is unusable.
+    :class:`~rssnet.errors.ConfigError` if a key file is unusable.  Use a client from one
+    thread only (a ZeroMQ socket is not thread-safe); ``on_gap``/``on_session`` run in it.
     """
 
     def __init__(

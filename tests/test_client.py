@@ -311,7 +311,11 @@ def test_curve_client_receives_from_a_curve_publisher(
     auth = ThreadAuthenticator(context)
     auth.start()
     auth.configure_curve(domain="*", location=str(allowed))
-    options = {zmq.CURVE_SERVER: 1, zmq.CURVE_SECRETKEY: secret, zmq.CURVE_PUBLICKEY: public}
+    options: dict[int, int | bytes] = {
+        zmq.CURVE_SERVER: 1,
+        zmq.CURVE_SECRETKEY: secret,
+        zmq.CURVE_PUBLICKEY: public,
+    }
     publisher = ZmqPublisher(
         "lab", "tcp://127.0.0.1:0", context=context, linger_s=0, socket_options=options
     )
