@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from zmq.auth.thread import ThreadAuthenticator
 
 from rssnet.client import Result, ResultClient, Status
-from rssnet.errors import ConfigError
+from rssnet.errors import ConfigError, PublishError
 from rssnet.publish import ZmqPublisher
 from rssnet.wire import Message, encode
 
@@ -186,7 +186,7 @@ def test_publisher_restart_is_a_new_session_not_a_loss(context: zmq.Context[Any]
         # The "restarted daemon": same endpoint, new session, seq from 0 again.  The SUB
         # socket reconnects by itself, once its owner's thread lets ZeroMQ handle the old
         # connection's end, as a client waiting in receive() does.
-        second = ZmqPublisher("lab", endpoint, context=context, linger_s=0)
+        second = _rebind(endpoint, context, client)
         try:
             deadline = time.monotonic() + 30
             while second.poll_subscriptions() < 1 and time.monotonic() < deadline:
@@ -205,6 +205,19 @@ def test_publisher_restart_is_a_new_session_not_a_loss(context: zmq.Context[Any]
         assert client.stats() == {"received": 5, "lost": 0, "skipped": 0, "sessions": 2}
     finally:
         client.close()
+
+
+def _rebind(endpoint: str, context: zmq.Context[Any], client: ResultClient) -> ZmqPublisher:
+    """A publisher on ``endpoint`` once the closed one's listening socket is gone (ZeroMQ
+    closes it in its own thread, a moment after close() returns)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return ZmqPublisher("lab", endpoint, context=context, linger_s=0)
+        except PublishError:
+            if time.monotonic() > deadline:
+                raise
+        assert client.receive(timeout_s=0.05) is None  # the wait between tries
 
 
 def _bad_messages() -> dict[str, list[bytes]]:
