@@ -90,12 +90,19 @@ class ControlClient:
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.socket = self.context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        # Queue only to completed connections: a CURVE handshake the server rejects then
+        # leaves no peer, and the send below times out instead of blocking forever.
+        self.socket.setsockopt(zmq.IMMEDIATE, 1)
         for name, value in options.items():
             self.socket.setsockopt(getattr(zmq, name), value)
         self.socket.connect(endpoint)
 
     def request_raw(self, *frames: bytes, timeout_s: float = 10.0) -> list[bytes]:
-        self.socket.send_multipart([b"", *frames])
+        self.socket.setsockopt(zmq.SNDTIMEO, int(timeout_s * 1000))
+        try:
+            self.socket.send_multipart([b"", *frames])
+        except zmq.Again:
+            raise TimeoutError(f"no control peer accepted the request within {timeout_s} s") from None
         if not self.socket.poll(int(timeout_s * 1000)):
             raise TimeoutError(f"no control reply within {timeout_s} s")
         reply = self.socket.recv_multipart()
