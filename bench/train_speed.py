@@ -35,8 +35,10 @@ def measure(name: str, crop: int, steps: int, batch: int, overrides: dict[str, i
         if i >= 2:  # first steps warm allocators
             times.append(time.perf_counter() - t0)
     per = float(np.median(times))
-    print(f"{name:8s} {overrides!s:30s} crop={length:5d} params={count_parameters(model):8d} "
-          f"step={per*1e3:7.1f} ms  samples/s={batch/per:6.1f}")
+    print(
+        f"{name:8s} {overrides!s:30s} crop={length:5d} params={count_parameters(model):8d} "
+        f"step={per * 1e3:7.1f} ms  samples/s={batch / per:6.1f}"
+    )
 
 
 def main() -> None:
@@ -53,7 +55,9 @@ def main() -> None:
         for kv in parts[2:]:
             k, v = kv.split("=")
             overrides[k] = int(v)
-        measure(parts[0], int(parts[1]) if len(parts) > 1 else 0, args.steps, args.batch, overrides)
+        measure(
+            parts[0], int(parts[1] or 0) if len(parts) > 1 else 0, args.steps, args.batch, overrides
+        )
 
 
 if __name__ == "__main__":

@@ -49,6 +49,9 @@ class TrainSection(_Frozen):
     workers: int = Field(1, ge=0)  # synthesis worker processes
     seed: int = 0
     resume: bool = True
+    # Start from these weights (a checkpoint of the same architecture) with a fresh schedule
+    # and optimizer, when there is no last.pt to resume: fine-tuning, e.g. on crops.
+    init: str = ""
     progress: bool = True
 
 
@@ -76,5 +79,8 @@ def load_train_config(path: str | Path, base_dir: Path | None = None) -> TrainCo
     lib = Path(cfg.data.library)
     out = Path(cfg.train.out)
     data = cfg.data.model_copy(update={"library": str(lib if lib.is_absolute() else root / lib)})
-    train = cfg.train.model_copy(update={"out": str(out if out.is_absolute() else root / out)})
+    upd = {"out": str(out if out.is_absolute() else root / out)}
+    if cfg.train.init and not Path(cfg.train.init).is_absolute():
+        upd["init"] = str(root / cfg.train.init)
+    train = cfg.train.model_copy(update=upd)
     return cfg.model_copy(update={"data": data, "train": train})

@@ -49,9 +49,11 @@ class MixtureStream(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
             mix = synthesize(self.spectra, self.names, self.batch, rng, self.c, self.snr_range)
             x, s = mix.mixtures, mix.sources
             if 0 < self.crop < length:
-                start = int(rng.integers(0, length - self.crop + 1))
-                x = x[:, start : start + self.crop]
-                s = s[:, :, start : start + self.crop]
+                # One window per sample: a batch then covers several regions of the axis.
+                starts = rng.integers(0, length - self.crop + 1, size=len(x))
+                idx = starts[:, None] + np.arange(self.crop)  # B, crop
+                x = np.take_along_axis(x, idx, axis=1)
+                s = np.take_along_axis(s, idx[:, None, :].repeat(s.shape[1], axis=1), axis=2)
             yield (
                 torch.from_numpy(np.ascontiguousarray(x)),
                 torch.from_numpy(np.ascontiguousarray(s)),

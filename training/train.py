@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from rssnet.errors import ConfigError, RssnetError
+from rssnet.errors import ConfigError, ModelFileError, RssnetError
 from rssnet.model.checkpoint import read_payload, save_checkpoint
 from rssnet.model.config import preset
 from rssnet.model.rssnet import RSSNet, count_parameters
@@ -136,6 +136,15 @@ def run(cfg: TrainConfig, d: Dist | None = None) -> dict[str, Any]:
             opt.load_state_dict(payload["optimizer"])
         state.update(payload["meta"]["train_state"])
         log.info("train.resume", path=str(last), **state)
+    elif t.init:
+        payload = read_payload(Path(t.init))
+        try:
+            model.load_state_dict(payload["state_dict"])
+        except RuntimeError as err:
+            raise ModelFileError(
+                f"{t.init}: [train] init is not a {cfg.model.preset} model: {err}"
+            ) from err
+        log.info("train.init", path=t.init)
     net: torch.nn.Module = model
     if d.world > 1:
         # With one iteration the recurrence conv never runs: DDP must not wait for its grads.

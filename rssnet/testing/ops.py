@@ -102,7 +102,9 @@ class ControlClient:
         try:
             self.socket.send_multipart([b"", *frames])
         except zmq.Again:
-            raise TimeoutError(f"no control peer accepted the request within {timeout_s} s") from None
+            raise TimeoutError(
+                f"no control peer accepted the request within {timeout_s} s"
+            ) from None
         if not self.socket.poll(int(timeout_s * 1000)):
             raise TimeoutError(f"no control reply within {timeout_s} s")
         reply = self.socket.recv_multipart()

@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import torch
 
+from rssnet.training.data import MixtureStream
 from rssnet.training.loss import pairwise_si_snr, pit_si_snr, reorder
 from rssnet.training.synthesis import add_noise, synthesize
 from rssnet.training.synthetic import pseudo_library
@@ -62,3 +63,21 @@ def test_pit_finds_the_right_permutation() -> None:
         best, found = pit_si_snr(est, ref)
         assert (best > 30).all(), k
         torch.testing.assert_close(reorder(est, found), ref, atol=0.1, rtol=0)
+
+
+def test_stream_crops_one_window_per_sample_from_the_same_mixtures() -> None:
+    axis = np.linspace(200, 1200, 1024, dtype=np.float32)
+    lib = pseudo_library(axis, 12, seed=3)
+    full = MixtureStream(lib.spectra, lib.names, batch=8, seed=4)
+    cropped = MixtureStream(lib.spectra, lib.names, batch=8, crop=128, seed=4)
+    (x, s), (xc, sc) = next(iter(full)), next(iter(cropped))
+    assert xc.shape == (8, 128) and sc.shape == (8, 2, 128)
+    starts = []
+    for i in range(8):
+        # The window of sample i is where its cropped mixture matches the full one.
+        hits = [j for j in range(1024 - 128 + 1) if torch.equal(x[i, j : j + 128], xc[i])]
+        assert len(hits) == 1, i
+        start = hits[0]
+        assert torch.equal(s[i, :, start : start + 128], sc[i])  # sources cut at the same place
+        starts.append(start)
+    assert len(set(starts)) > 1  # windows differ within a batch

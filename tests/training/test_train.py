@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rssnet.errors import ModelFileError
 from rssnet.model.checkpoint import load_checkpoint
 from rssnet.training.config import load_train_config
 from rssnet.training.synthetic import pseudo_library
@@ -40,7 +41,7 @@ def write_config(tmp: Path, **train: object) -> Path:
         "workers = 0",
         "threads = 1",
         "warmup_steps = 5",
-        "lr = 3e-3",
+        f"lr = {train.pop('lr', 3e-3)}",
         "progress = false",
     ]
     lines += [f"{k} = {json.dumps(v)}" for k, v in train.items()]
@@ -70,6 +71,34 @@ def test_resume_continues_from_last_checkpoint(tmp_path: Path) -> None:
     steps = [json.loads(x)["step"] for x in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     assert steps == [10, 20, 30, 40]
     assert summary["step"] == 40
+
+
+def test_init_starts_from_weights_with_a_fresh_schedule(tmp_path: Path) -> None:
+    first = write_config(tmp_path, max_steps=12, epoch_steps=12)
+    run(load_train_config(first))
+    trained = load_checkpoint(tmp_path / "run/best.pt")
+    finetune = tmp_path / "ft"
+    finetune.mkdir()
+    cfg = load_train_config(
+        write_config(
+            finetune, max_steps=1, epoch_steps=1, init=str(tmp_path / "run/last.pt"), lr=1e-9
+        )
+    )
+    run(cfg)
+    log = [json.loads(x) for x in (finetune / "run/log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1]  # fresh counters, not the 12 steps of the first run
+    # With a vanishing learning rate the weights are the initial ones: validation matches.
+    assert log[0]["val_si_snri"] == pytest.approx(trained.meta["metrics"]["val_si_snri"], abs=0.05)
+
+
+def test_init_from_another_architecture_is_a_clear_error(tmp_path: Path) -> None:
+    run(load_train_config(write_config(tmp_path, max_steps=2, epoch_steps=2)))
+    other = tmp_path / "other"
+    other.mkdir()
+    path = write_config(other, max_steps=2, init=str(tmp_path / "run/last.pt"))
+    path.write_text(path.read_text().replace('preset = "tiny"', 'preset = "default"'))
+    with pytest.raises(ModelFileError, match=r"last\.pt.*not a default model"):
+        run(load_train_config(path))
 
 
 def test_bad_train_config_exits_78_listing_errors(
