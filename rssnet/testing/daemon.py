@@ -165,20 +165,25 @@ class Subscriber:
         self.context.term()
 
 
+# The test machine's few cores are shared; one math thread per daemon avoids contention
+# that would make a small model crawl.
+QUIET_THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 @contextmanager
 def daemons(cwd: Path | None = None) -> Iterator[Callable[..., Daemon]]:
-    """Start rssnetd subprocesses; any still running at the end are killed."""
+    """Start rssnetd subprocesses (with extra environment such as ``NOTIFY_SOCKET``);
+    any still running at the end are killed."""
     started: list[Daemon] = []
 
-    def start(config: Path, *extra: str) -> Daemon:
+    def start(config: Path, *extra: str, env: dict[str, str] | None = None) -> Daemon:
         process = subprocess.Popen(
             rssnetd_command(config, *extra),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
             cwd=cwd,
-            # One torch thread: tests share a few cores, where more threads only contend.
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
+            env={**os.environ, **QUIET_THREADS, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         daemon = Daemon(process)
         daemon.start_reader()

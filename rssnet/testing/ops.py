@@ -7,17 +7,14 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import zmq
 
-from rssnet.testing.daemon import Daemon, rssnetd_command
 from rssnet.wire import Message, decode
 
 
@@ -141,37 +138,3 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 60.0, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
         pause.wait(0.02)
-
-
-# The test machine's few cores are shared; one math thread per daemon avoids contention
-# that would make a small model crawl.
-QUIET_THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-@contextmanager
-def rssnetd_processes(cwd: Path) -> Iterator[Callable[..., Daemon]]:
-    """Start ``rssnetd`` subprocesses with extra environment (``NOTIFY_SOCKET``, ...);
-    any still running at the end are killed."""
-    started: list[Daemon] = []
-
-    def start(config: Path, *extra: str, env: dict[str, str] | None = None) -> Daemon:
-        process = subprocess.Popen(
-            rssnetd_command(config, *extra),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=cwd,
-            env={**os.environ, **QUIET_THREADS, "PYTHONUNBUFFERED": "1", **(env or {})},
-        )
-        daemon = Daemon(process)
-        daemon.start_reader()
-        started.append(daemon)
-        return daemon
-
-    try:
-        yield start
-    finally:
-        for daemon in started:
-            if daemon.process.poll() is None:
-                daemon.process.kill()
-                daemon.process.wait()

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rssnet.daemon.control import ControlServer, redact
-from rssnet.testing.daemon import Subscriber, make_replay_dir, write_config
-from rssnet.testing.ops import ControlClient, rssnetd_processes, wait_until
+from rssnet.testing.daemon import Subscriber, daemons, make_replay_dir, write_config
+from rssnet.testing.ops import ControlClient, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_REQUEST = 256
@@ -120,7 +120,7 @@ def test_rssnetd_control_status_latest_config(tmp_path: Path, tiny_model: Path) 
         archive={"dir": str(tmp_path / "archive")},
         instrument__replay={"rate_hz": 50.0, "loop": True},
     )
-    with rssnetd_processes(REPO) as start:
+    with daemons(REPO) as start:
         daemon = start(config)
         endpoint = daemon.wait_log("bound")["endpoint"]
         control = ControlClient(daemon.wait_log("control_serving")["endpoint"])

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from rssnet.daemon.notify import Heartbeat, Notifier, Watchdog, watchdog_interval
-from rssnet.testing.daemon import make_replay_dir, write_config
-from rssnet.testing.ops import NotifySocket, rssnetd_processes, wait_until
+from rssnet.testing.daemon import daemons, make_replay_dir, write_config
+from rssnet.testing.ops import NotifySocket, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def notify_socket(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[No
 
 @pytest.fixture
 def start() -> Iterator[Callable[..., Any]]:
-    with rssnetd_processes(REPO) as start_daemon:
+    with daemons(REPO) as start_daemon:
         yield start_daemon
 
 

@@ -14,8 +14,8 @@ import zmq
 from rssnet.config.schema import ReplayOptions
 from rssnet.daemon.archive import archive_files, scan_archive
 from rssnet.drivers.replay import ReplayDriver
-from rssnet.testing.daemon import Subscriber, make_replay_dir, write_config
-from rssnet.testing.ops import ControlClient, rss_bytes, rssnetd_processes, wait_until
+from rssnet.testing.daemon import Subscriber, daemons, make_replay_dir, write_config
+from rssnet.testing.ops import ControlClient, rss_bytes, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 WIDE_POINTS = 4096
@@ -68,7 +68,7 @@ def test_kill_9_and_restart(tmp_path: Path, tiny_model: Path) -> None:
         instrument__replay={"rate_hz": 40.0},
         publish={"wait_for_subscribers": 0},
     )
-    with rssnetd_processes(REPO) as start:
+    with daemons(REPO) as start:
         first = start(config)
         control = ControlClient(first.wait_log("control_serving")["endpoint"])
         wait_until(
@@ -115,7 +115,7 @@ def test_subscriber_that_stops_reading(tmp_path: Path, tiny_model: Path) -> None
     stalled.setsockopt(zmq.RCVBUF, 4096)
     stalled.setsockopt(zmq.LINGER, 0)
     stalled.setsockopt(zmq.SUBSCRIBE, b"")
-    with rssnetd_processes(REPO) as start:
+    with daemons(REPO) as start:
         daemon = start(config)
         control = ControlClient(daemon.wait_log("control_serving")["endpoint"])
         stalled.connect(daemon.wait_log("bound")["endpoint"])  # ... and never reads
@@ -155,7 +155,7 @@ def test_sigterm_under_load_everything_archived_and_published(
         publish={"sndhwm": 100_000, "wait_for_subscribers": 1},
         metrics={"port": 0},
     )
-    with rssnetd_processes(REPO) as start:
+    with daemons(REPO) as start:
         daemon = start(config)
         port = daemon.wait_log("metrics_serving")["port"]
         sub = Subscriber(daemon.wait_log("bound")["endpoint"])

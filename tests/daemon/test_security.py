@@ -13,8 +13,8 @@ import zmq.auth
 
 from rssnet.daemon.keys import main as keys_main
 from rssnet.daemon.security import is_loopback
-from rssnet.testing.daemon import make_replay_dir, write_config
-from rssnet.testing.ops import ControlClient, rssnetd_processes
+from rssnet.testing.daemon import daemons, make_replay_dir, write_config
+from rssnet.testing.ops import ControlClient
 from rssnet.wire import decode
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def test_curve_allowed_client_receives_others_do_not(tmp_path: Path, tiny_model:
         publish={"wait_for_subscribers": 1, "linger_s": 1.0},
     )
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    with rssnetd_processes(REPO) as start:
+    with daemons(REPO) as start:
         daemon = start(config)
         endpoint = daemon.wait_log("bound")["endpoint"]
         # Intruders first: had either got in, the daemon would start streaming for it.
@@ -138,7 +138,7 @@ def test_curve_control_socket(tmp_path: Path, tiny_model: Path) -> None:
             CURVE_SECRETKEY=secret,
         )
 
-    with rssnetd_processes(REPO) as start:
+    with daemons(REPO) as start:
         daemon = start(config)
         control_endpoint = daemon.wait_log("control_serving")["endpoint"]
         alice, mallory = client(allowed / "alice.key_secret"), client(keys / "mallory.key_secret")
