@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
-import zmq
 
 import rssnet.config
-from rssnet.daemon.listen import GapTracker, format_result, format_status
-from rssnet.wire import Message, decode
+from rssnet.client import Result, Status
+from rssnet.daemon.listen import format_result, format_status, reporting_client
 
 DEMO_CONFIG = Path(rssnet.config.__file__).with_name("demo.toml")
 
@@ -134,28 +133,19 @@ def _run(args: argparse.Namespace, tmp: Path) -> int:
 
 def _listen_then_stop(
     daemon: subprocess.Popen[Any], endpoint: str, count: int, timeout_s: float, out: TextIO
-) -> tuple[int, Message | None]:
+) -> tuple[int, Status | None]:
     """Print ``count`` results, SIGTERM the daemon, wait for its final status message."""
-    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    sub = context.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"rssnet.")
-    sub.connect(endpoint)
-    gaps = GapTracker()
     printed = drained = 0
     stopping = False
     deadline = time.monotonic() + timeout_s
-    try:
+    with reporting_client(endpoint, out) as client:
         while time.monotonic() < deadline:
-            if not sub.poll(200):
+            message = client.receive(0.2)
+            if message is None:
                 if daemon.poll() is not None:
                     return printed, None  # died, or exited before its final status arrived
                 continue
-            message = decode(sub.recv_multipart(copy=False))
-            note = gaps.check(message)
-            if note:
-                out.write(note + "\n")
-            if message.stream == "result":
+            if isinstance(message, Result):
                 if printed < count:
                     printed += 1
                     out.write(format_result(message, time.time_ns()) + "\n")
@@ -165,12 +155,10 @@ def _listen_then_stop(
                 if printed == count and not stopping:
                     stopping = True
                     daemon.send_signal(signal.SIGTERM)
-            elif message.header.get("state") == "stopped":
+            elif isinstance(message, Status) and message.state == "stopped":
                 out.write(f"# {drained} more result(s) published while stopping\n")
                 return printed, message
-        return printed, None
-    finally:
-        sub.close()
+    return printed, None
 
 
 def _ensure_stopped(daemon: subprocess.Popen[Any]) -> int:

@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
@@ -19,10 +19,9 @@ import numpy.typing as npt
 import zmq
 from scipy.signal import find_peaks
 
-from rssnet.errors import WireError
-from rssnet.wire import Message, decode
-
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5560"
+from rssnet.client import DEFAULT_ENDPOINT, Received, Result, ResultClient, Status
+from rssnet.errors import ConfigError
+from rssnet.wire import Message
 
 
 def top_peaks(axis: npt.NDArray[Any], spectrum: npt.NDArray[Any], n: int = 3) -> list[float]:
@@ -39,7 +38,7 @@ def top_peaks(axis: npt.NDArray[Any], spectrum: npt.NDArray[Any], n: int = 3) ->
     return [float(axis[idx[i]]) for i in order]
 
 
-def format_result(message: Message, received_ns: int | None = None) -> str:
+def format_result(message: Message | Result, received_ns: int | None = None) -> str:
     """One line for a ``result`` message."""
     header = message.header
     latency_ms = (header["t_pub_ns"] - header["t_acq_ns"]) / 1e6
@@ -58,34 +57,19 @@ def format_result(message: Message, received_ns: int | None = None) -> str:
     return f"{head} | " + " | ".join(parts)
 
 
-@dataclass
-class GapTracker:
-    """Per-topic ``seq`` continuity within a session."""
+def reporting_client(
+    endpoint: str, out: TextIO, topic: str = "rssnet.", **options: Any
+) -> ResultClient:
+    """A :class:`ResultClient` that writes a line to ``out`` for each gap and restart."""
 
-    sessions: dict[str, str] = field(default_factory=dict)
-    next_seq: dict[str, int] = field(default_factory=dict)
-    lost: int = 0
+    def gap(topic: str, expected: int, got: int) -> None:
+        lost = got - expected
+        out.write(f"# GAP {topic}: {lost} message(s) lost (seq {expected}..{got - 1})\n")
 
-    def check(self, message: Message) -> str | None:
-        """A note about a gap or a new session, or ``None`` when ``seq`` is contiguous."""
-        topic, session, seq = message.topic, message.header["session"], message.seq
-        note = None
-        if self.sessions.get(topic) != session:
-            if topic in self.sessions:
-                note = f"# {topic}: new session {session} (daemon restarted)"
-            self.sessions[topic] = session
-        elif seq != self.next_seq[topic]:
-            missing = seq - self.next_seq[topic]
-            if missing > 0:
-                self.lost += missing
-                note = (
-                    f"# GAP {topic}: {missing} message(s) lost "
-                    f"(seq {self.next_seq[topic]}..{seq - 1})"
-                )
-            else:
-                note = f"# {topic}: seq went back from {self.next_seq[topic] - 1} to {seq}"
-        self.next_seq[topic] = seq + 1
-        return note
+    def session(topic: str, old: str, new: str) -> None:
+        out.write(f"# {topic}: new session {new} (daemon restarted)\n")
+
+    return ResultClient(endpoint, topic, on_gap=gap, on_session=session, **options)
 
 
 def listen(
@@ -95,52 +79,41 @@ def listen(
     timeout_s: float | None = None,
     out: TextIO | None = None,
     show_status: bool = False,
-    on_message: Callable[[Message], bool] | None = None,
+    on_message: Callable[[Received], bool] | None = None,
     context: zmq.Context[Any] | None = None,
+    curve: tuple[str | Path, str | Path] | None = None,
 ) -> int:
     """Print results until ``count`` results arrived; returns the number received.
 
     ``timeout_s`` bounds the wait for the next message.  ``on_message`` sees every decoded
-    message first; returning ``True`` from it ends listening.
+    message first; returning ``True`` from it ends listening.  Loss and restart detection is
+    :class:`rssnet.client.ResultClient`'s; this only prints what it reports.
     """
-    out = out if out is not None else sys.stdout
-    ctx = context or zmq.Context.instance()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt_string(zmq.SUBSCRIBE, topic)
-    sub.connect(endpoint)
-    gaps = GapTracker()
+    stream = out if out is not None else sys.stdout
+
     results = 0
-    try:
+    with reporting_client(endpoint, stream, topic, curve=curve, context=context) as client:
         while count is None or results < count:
-            wait_ms = None if timeout_s is None else int(timeout_s * 1000)
-            if not sub.poll(wait_ms):
-                out.write(f"# no message for {timeout_s:g} s on {endpoint}\n")
-                break
-            frames = sub.recv_multipart(copy=False)
+            skipped = client.skipped
+            message = client.receive(timeout_s)
             received_ns = time.time_ns()
-            try:
-                message = decode(frames)
-            except WireError as err:
-                out.write(f"# bad message: {err}\n")
-                continue
-            note = gaps.check(message)
-            if note:
-                out.write(note + "\n")
-            if message.stream == "result":
+            if client.skipped > skipped:
+                stream.write(f"# {client.skipped - skipped} malformed message(s) skipped\n")
+            if message is None:
+                stream.write(f"# no message for {timeout_s:g} s on {endpoint}\n")
+                break
+            if isinstance(message, Result):
                 results += 1
-                out.write(format_result(message, received_ns) + "\n")
-            elif show_status:
-                out.write(format_status(message) + "\n")
-            out.flush()
+                stream.write(format_result(message, received_ns) + "\n")
+            elif isinstance(message, Status) and show_status:
+                stream.write(format_status(message) + "\n")
+            stream.flush()
             if on_message is not None and on_message(message):
                 break
-    finally:
-        sub.close()
     return results
 
 
-def format_status(message: Message) -> str:
+def format_status(message: Message | Status) -> str:
     header = message.header
     counters = header.get("counters", {})
     rates = header.get("rates", {})
@@ -162,6 +135,12 @@ def main(argv: list[str]) -> int:
         "--timeout", type=float, default=None, help="give up after S seconds without a message"
     )
     parser.add_argument("--status", action="store_true", help="print status messages too")
+    parser.add_argument(
+        "--curve",
+        nargs=2,
+        metavar=("CLIENT_SECRET", "SERVER_PUBLIC"),
+        help="CURVE: this client's .key_secret file and the daemon's public server.key",
+    )
     args = parser.parse_args(argv)
     try:
         received = listen(
@@ -170,10 +149,14 @@ def main(argv: list[str]) -> int:
             count=args.count,
             timeout_s=args.timeout,
             show_status=args.status,
+            curve=tuple(args.curve) if args.curve else None,
         )
     except KeyboardInterrupt:
         return 0
-    except zmq.ZMQError as err:
+    except ConfigError as err:
+        sys.stderr.write(f"rssnet listen: {err}\n")
+        return 78
+    except (ValueError, zmq.ZMQError) as err:
         sys.stderr.write(f"rssnet listen: {args.endpoint}: {err}\n")
         return 1
     return 0 if args.count is None or received >= args.count else 1

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq
 
-from rssnet.daemon.listen import GapTracker, format_result, top_peaks
+from rssnet.daemon.listen import format_result, top_peaks
 from rssnet.daemon.listen import main as listen_main
 from rssnet.publish import ZmqPublisher
 from rssnet.wire import decode, encode
@@ -52,18 +54,51 @@ def test_error_line() -> None:
     assert format_result(decode(_result(1, status="error"))).endswith("ERROR engine: boom")
 
 
-def test_gap_and_new_session_notes() -> None:
-    gaps = GapTracker()
-    assert gaps.check(decode(_result(0))) is None
-    assert gaps.check(decode(_result(1))) is None
-    note = gaps.check(decode(_result(5)))
-    assert note is not None
-    assert "3 message(s) lost (seq 2..4)" in note
-    assert gaps.lost == 3
-    note = gaps.check(decode(_result(0, session="s2")))
-    assert note is not None
-    assert "new session s2" in note
-    assert gaps.check(decode(_result(1, session="s2"))) is None
+def test_gaps_restarts_and_bad_messages_are_reported(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A raw publisher sends seq 0, 1, 5 (3 lost), garbage, then a new session's 0, 1."""
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    pub = context.socket(zmq.XPUB)
+    pub.bind("tcp://127.0.0.1:0")
+    endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def serve() -> None:
+        if pub.poll(30_000):
+            pub.recv()  # the subscription: the listener is connected
+            for frames in [_result(0), _result(1), _result(5), [b"rssnet.lab.result", b"\xc1"]]:
+                pub.send_multipart(frames)
+            for frames in [_result(0, session="s2"), _result(1, session="s2")]:
+                pub.send_multipart(frames)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    code = listen_main(["--endpoint", endpoint, "--count", "5", "--timeout", "30"])
+    thread.join()
+    pub.close(linger=0)
+    context.term()
+    assert code == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if not x.startswith("20")]
+    heads = [line.split(" latency")[0] for line in lines]
+    assert heads == [
+        "lab seq=0",
+        "lab seq=1",
+        "# GAP rssnet.lab.result: 3 message(s) lost (seq 2..4)",
+        "lab seq=5",
+        # The client skips the garbage while it waits for the next good message, whose
+        # session change it reports as it arrives.
+        "# rssnet.lab.result: new session s2 (daemon restarted)",
+        "# 1 malformed message(s) skipped",
+        "lab seq=0",
+        "lab seq=1",
+    ]
+
+
+def test_curve_key_problems_exit_78(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.key_secret"
+    code = listen_main(["--curve", str(missing), str(tmp_path / "server.key"), "--timeout", "1"])
+    assert code == 78
+    assert "nope.key_secret" in capsys.readouterr().err
 
 
 def test_listen_command_prints_one_line_per_result(capsys: pytest.CaptureFixture[str]) -> None:
