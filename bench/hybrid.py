@@ -23,7 +23,8 @@ from rssnet.analysis.evaluate import (
     separate_library,
     separate_rssnet,
 )
-from rssnet.analysis.identify import Identifier, orient, refine_hybrid
+from rssnet.analysis.hybrid import separate_hybrid
+from rssnet.analysis.identify import Identifier, orient
 from rssnet.model.checkpoint import load_checkpoint
 from rssnet.training.library import load_library, split_library
 
@@ -38,6 +39,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--methods", default="nnomp,nnls,sunsal")
     p.add_argument("--thresholds", default="0.6", help="hybrid thresholds to compare")
+    p.add_argument("--gates", default="1.0", help="hybrid library gates to compare (0: off)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     ckpt = load_checkpoint(args.model)
@@ -53,14 +55,17 @@ def main() -> None:
     t0 = time.perf_counter()
     est = orient(separate_rssnet(ckpt.model, mix, show=False), mix)
     rows.append(("rssnet", est, time.perf_counter() - t0))
-    for thr in (float(t) for t in args.thresholds.split(",")):
-        ident.threshold = thr
-        t0 = time.perf_counter()
-        hyb, refined = refine_hybrid(ident, mix, est)
-        label = f"hybrid @ {thr} ({refined.mean():.0%} refined)"
-        rows.append((label, hyb, time.perf_counter() - t0))
     groups = np.unique([n.strip().lower() for n in lib.names], return_inverse=True)[1]
     library = bl.Library(lib.spectra.T, groups=groups)
+    for thr in (float(t) for t in args.thresholds.split(",")):
+        for gate in (float(g) for g in args.gates.split(",")):
+            t0 = time.perf_counter()
+            hyb = separate_hybrid(ident, library, mix, est, threshold=thr, gate=gate)
+            label = (
+                f"hybrid @ {thr}, gate {gate:g} ({hyb.from_library.mean():.0%} library, "
+                f"{hyb.refined.mean():.0%} refined)"
+            )
+            rows.append((label, hyb.components, time.perf_counter() - t0))
     for method in filter(None, args.methods.split(",")):
         t0 = time.perf_counter()
         rows.append(
