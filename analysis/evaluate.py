@@ -164,6 +164,13 @@ def _parser() -> argparse.ArgumentParser:
         help="library cosine from which hybrid refines a component (default: the "
         "identification threshold, 0.6; higher stays closer to the network's output)",
     )
+    p.add_argument(
+        "--hybrid-gate",
+        type=float,
+        default=None,
+        help="hybrid answers with the library fit where its residual is at most this times "
+        "the network's (default 1.0; 0 turns it off: refinement only)",
+    )
     p.add_argument("--json", required=True, help="write the metrics here")
     p.add_argument("--plots", help="write robustness.png and examples.png here")
     p.add_argument("--limit", type=int, help="evaluate only the first N mixtures")
@@ -182,9 +189,16 @@ def _load_library(args: argparse.Namespace, axis: F32) -> SpectralLibrary:
     return lib
 
 
+def _unmixing_library(library: SpectralLibrary) -> bl.Library:
+    """The library as an unmixing matrix; spectra of one mineral form one group."""
+    groups = np.unique([n.strip().lower() for n in library.names], return_inverse=True)[1]
+    return bl.Library(library.spectra.T, groups=groups)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate as the CLI does; returns the JSON document."""
-    from rssnet.analysis.identify import Identifier, orient, refine_hybrid
+    from rssnet.analysis.hybrid import DEFAULT_GATE, separate_hybrid
+    from rssnet.analysis.identify import Identifier, orient
     from rssnet.model.checkpoint import default_axis, load_checkpoint
 
     show = not args.quiet
@@ -208,9 +222,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     doc: dict[str, Any] = {"method": args.method, "data": str(args.data)}
     t0 = time.perf_counter()
     if args.method in bl.METHODS and library is not None:
-        groups = np.unique([n.strip().lower() for n in library.names], return_inverse=True)[1]
-        lib = bl.Library(library.spectra.T, groups=groups)
-        est = separate_library(args.method, lib, data.mixtures, c, show)
+        est = separate_library(args.method, _unmixing_library(library), data.mixtures, c, show)
     else:
         if ckpt is None:  # unreachable: needs_model loaded it; keeps mypy informed
             raise RssnetError("no model loaded")
@@ -219,8 +231,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         doc["model"] = {"name": ckpt.name, "sha256": ckpt.sha256, "path": ckpt.path}
         if args.method == "hybrid" and library is not None:
             ident = Identifier(library.spectra, library.names, library.ids)
-            est, refined = refine_hybrid(ident, data.mixtures, est, threshold=args.hybrid_threshold)
-            doc["hybrid_refined_fraction"] = float(refined.mean())
+            hyb = separate_hybrid(
+                ident,
+                _unmixing_library(library),
+                data.mixtures,
+                est,
+                threshold=args.hybrid_threshold,
+                gate=DEFAULT_GATE if args.hybrid_gate is None else args.hybrid_gate,
+            )
+            est = hyb.components
+            doc["hybrid_library_fraction"] = float(hyb.from_library.mean())
+            doc["hybrid_refined_fraction"] = float(hyb.refined.mean())
     seconds = time.perf_counter() - t0
     scores = mt.separation_scores(est, data.sources, data.mixtures)
     snr_in = mt.input_snr_db(data.mixtures, data.sources)

@@ -97,6 +97,7 @@ def test_evaluate_hybrid_runs(setup: dict[str, Path]) -> None:
     assert main(argv) == 0
     doc = json.loads(out.read_text())
     assert 0.0 <= doc["hybrid_refined_fraction"] <= 1.0 and np.isfinite(doc["si_snr"])
+    assert 0.0 <= doc["hybrid_library_fraction"] <= 1.0
 
 
 def test_library_method_without_library_is_an_error(
