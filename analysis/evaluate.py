@@ -169,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="hybrid answers with the library fit where its residual is at most this times "
-        "the network's (default 1.0; 0 turns it off: refinement only)",
+        "the network's (default 2.0; 0 turns it off: refinement only)",
     )
     p.add_argument("--json", required=True, help="write the metrics here")
     p.add_argument("--plots", help="write robustness.png and examples.png here")

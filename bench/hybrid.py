@@ -40,6 +40,7 @@ def main() -> None:
     p.add_argument("--methods", default="nnomp,nnls,sunsal")
     p.add_argument("--thresholds", default="0.6", help="hybrid thresholds to compare")
     p.add_argument("--gates", default="1.0", help="hybrid library gates to compare (0: off)")
+    p.add_argument("--domains", default="raw", help="residual domains to compare (raw, diff)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     ckpt = load_checkpoint(args.model)
@@ -59,13 +60,16 @@ def main() -> None:
     library = bl.Library(lib.spectra.T, groups=groups)
     for thr in (float(t) for t in args.thresholds.split(",")):
         for gate in (float(g) for g in args.gates.split(",")):
-            t0 = time.perf_counter()
-            hyb = separate_hybrid(ident, library, mix, est, threshold=thr, gate=gate)
-            label = (
-                f"hybrid @ {thr}, gate {gate:g} ({hyb.from_library.mean():.0%} library, "
-                f"{hyb.refined.mean():.0%} refined)"
-            )
-            rows.append((label, hyb.components, time.perf_counter() - t0))
+            for domain in args.domains.split(","):
+                t0 = time.perf_counter()
+                hyb = separate_hybrid(
+                    ident, library, mix, est, threshold=thr, gate=gate, domain=domain
+                )
+                label = (
+                    f"hybrid @ {thr}, gate {gate:g} {domain} ({hyb.from_library.mean():.0%} "
+                    f"library, {hyb.refined.mean():.0%} refined)"
+                )
+                rows.append((label, hyb.components, time.perf_counter() - t0))
     for method in filter(None, args.methods.split(",")):
         t0 = time.perf_counter()
         rows.append(
