@@ -136,6 +136,11 @@ class PublishConfig(_Section):
     wait_timeout_s: float = Field(default=30.0, gt=0.0)
     # How long close() may block delivering queued messages at shutdown.
     linger_s: float = Field(default=5.0, ge=0.0)
+    # ZMTP heartbeats: a subscriber that stops reading stops answering and is disconnected
+    # after heartbeat_timeout_s, before its full queue could hold up everyone else's
+    # results (rssnet.publish.ZmqPublisher).  0 turns heartbeats off.
+    heartbeat_s: float = Field(default=1.0, ge=0.0)
+    heartbeat_timeout_s: float = Field(default=5.0, gt=0.0)
 
 
 class LoggingConfig(_Section):

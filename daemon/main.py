@@ -116,6 +116,8 @@ def serve(config: Config, source: str) -> int:
             sndhwm=config.publish.sndhwm,
             linger_s=config.publish.linger_s,
             socket_options=publisher_options(curve),
+            heartbeat_s=config.publish.heartbeat_s,
+            heartbeat_timeout_s=config.publish.heartbeat_timeout_s,
         )
     except PublishError as err:
         if curve is not None:

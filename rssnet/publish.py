@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy.typing as npt
 import structlog
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from rssnet.errors import PublishError
 from rssnet.wire import SCHEMA_VERSION, encode, topic_for
@@ -41,7 +42,7 @@ class Publisher(Protocol):
         ...
 
     def stats(self) -> dict[str, Any]:
-        """Counters: ``sent``, ``dropped``, ``subscriptions``."""
+        """Counters: ``sent``, ``dropped``, ``subscriptions`` (and implementation extras)."""
         ...
 
     def close(self) -> None:
@@ -57,6 +58,15 @@ class ZmqPublisher:
     as dropped and its ``seq`` is consumed, so clients see the loss as a gap.  XPUB also
     reports subscriptions, which :meth:`wait_for_subscribers` uses.  Never CONFLATE: that
     would replace results silently.
+
+    A subscriber that stops reading must not cost the others their results: with
+    ``XPUB_NODROP`` its full queue would make every send fail.  ZMTP heartbeats prevent that:
+    the daemon PINGs each peer every ``heartbeat_s``; a stalled subscriber's ZeroMQ engine
+    stops reading once its receive queue is full, so it never PONGs, and after
+    ``heartbeat_timeout_s`` the daemon drops that connection (logged, counted as
+    ``disconnects``) long before its ``sndhwm`` queue fills.  The stalled client loses what
+    was queued for it (a ``seq`` gap when it reads again and reconnects); the others lose
+    nothing.  ``heartbeat_s = 0`` turns this off (for peers older than ZMTP 3.1).
     """
 
     def __init__(
@@ -68,6 +78,8 @@ class ZmqPublisher:
         linger_s: float = 5.0,
         context: zmq.Context[Any] | None = None,
         socket_options: Mapping[int, int | bytes] | None = None,
+        heartbeat_s: float = 1.0,
+        heartbeat_timeout_s: float = 5.0,
     ) -> None:
         self.instrument = instrument
         self.session = secrets.token_hex(8)
@@ -78,6 +90,9 @@ class ZmqPublisher:
         # Verbose: every subscriber's subscription is reported, not only a topic's first.
         self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)
         self._socket.setsockopt(zmq.LINGER, int(linger_s * 1000))
+        if heartbeat_s > 0:
+            self._socket.setsockopt(zmq.HEARTBEAT_IVL, max(1, int(heartbeat_s * 1000)))
+            self._socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, max(1, int(heartbeat_timeout_s * 1000)))
         # Set before bind: CURVE server keys (rssnet.daemon.security), MAXMSGSIZE.
         for option, value in (socket_options or {}).items():
             self._socket.setsockopt(option, value)
@@ -93,6 +108,12 @@ class ZmqPublisher:
             raise PublishError(f"cannot bind {endpoint!r}: {err}") from err
         # With port 0 or "*" the OS picks; clients need the real one.
         self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        # Connection events, to count (and log) subscribers that went away or were dropped.
+        self._monitor: zmq.Socket[Any] = self._socket.get_monitor_socket(
+            zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+        )
+        self._connections = 0
+        self._disconnects = 0
         self._seq: dict[str, int] = {}
         # The frames last sent (or dropped) per topic, for the control socket's "latest".
         # Replaced, never mutated, so another thread may read an entry.
@@ -133,7 +154,9 @@ class ZmqPublisher:
         return True
 
     def poll_subscriptions(self) -> int:
-        """Read pending (un)subscription notices; returns the number of active subscriptions."""
+        """Read pending (un)subscription notices and connection events; returns the number
+        of active subscriptions."""
+        self._poll_connections()
         while True:
             try:
                 notice = self._socket.recv(zmq.NOBLOCK)
@@ -143,6 +166,20 @@ class ZmqPublisher:
                 self._subscriptions += 1
             elif notice[:1] == b"\x00":
                 self._subscriptions = max(0, self._subscriptions - 1)
+
+    def _poll_connections(self) -> None:
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self._connections += 1
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                self._connections = max(0, self._connections - 1)
+                self._disconnects += 1
+                # A client that closed, died, or stopped reading (no heartbeat reply).
+                log.info("subscriber_disconnected", endpoint=self.endpoint, open=self._connections)
 
     def wait_for_subscribers(self, count: int, timeout_s: float) -> bool:
         """Block until ``count`` subscriptions arrived or ``timeout_s`` passed."""
@@ -159,9 +196,13 @@ class ZmqPublisher:
             "sent": self._sent,
             "dropped": self._dropped,
             "subscriptions": self._subscriptions,
+            "connections": self._connections,
+            "disconnects": self._disconnects,
         }
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._socket.disable_monitor()
+            self._monitor.close(linger=0)
             self._socket.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -115,3 +116,79 @@ def test_full_subscriber_drops_are_counted_and_seen_as_gaps(
     assert len(seqs) == stats["sent"]
     sub.close()
     publisher.close()
+
+
+def _stalled_and_healthy(
+    heartbeat_s: float, context: zmq.Context[zmq.Socket[bytes]]
+) -> tuple[dict[str, int], list[int], int]:
+    """Publish 64 KiB messages at ~40/s for 6 s to one subscriber that never reads and one
+    that reads everything; returns the publisher's stats, the healthy one's seqs, and the
+    number sent."""
+    publisher = ZmqPublisher(
+        "lab",
+        "tcp://127.0.0.1:0",
+        sndhwm=40,
+        context=context,
+        linger_s=0,
+        heartbeat_s=heartbeat_s,
+        heartbeat_timeout_s=1.0,
+    )
+    # The stalled client lives in its own context: its I/O thread runs, its app never reads.
+    stalled_ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    stalled = stalled_ctx.socket(zmq.SUB)
+    stalled.setsockopt(zmq.LINGER, 0)
+    stalled.setsockopt(zmq.RCVHWM, 2)
+    stalled.setsockopt(zmq.RCVBUF, 4096)
+    stalled.setsockopt(zmq.SUBSCRIBE, b"")
+    stalled.connect(publisher.endpoint)
+    healthy = context.socket(zmq.SUB)
+    healthy.setsockopt(zmq.LINGER, 0)
+    healthy.setsockopt(zmq.RCVHWM, 100_000)
+    healthy.setsockopt(zmq.SUBSCRIBE, b"")
+    healthy.connect(publisher.endpoint)
+    assert publisher.wait_for_subscribers(2, timeout_s=10.0)
+    seqs: list[int] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set() or healthy.poll(200):
+            if healthy.poll(50):
+                seqs.append(decode(healthy.recv_multipart(copy=False)).seq)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    payload = {"x": np.zeros(16 * 1024, np.float32)}  # 64 KiB
+    header = {"status": "ok", "model": {"name": "m", "sha256": "0"}}
+    sent = 0
+    t_end = time.monotonic() + 6.0
+    while time.monotonic() < t_end:
+        publisher.publish("status", header, payload)
+        sent += 1
+        time.sleep(0.025)
+    time.sleep(0.5)
+    stop.set()
+    reader.join()
+    stats = publisher.stats()
+    for sock in (stalled, healthy):
+        sock.close()
+    stalled_ctx.term()
+    publisher.close()
+    return stats, seqs, sent
+
+
+def test_a_stalled_subscriber_costs_the_others_nothing(
+    context: zmq.Context[zmq.Socket[bytes]],
+) -> None:
+    stats, seqs, sent = _stalled_and_healthy(heartbeat_s=0.2, context=context)
+    assert seqs == list(range(sent))  # the healthy subscriber got every message, in order
+    assert stats["dropped"] == 0
+    assert stats["disconnects"] >= 1  # the stalled one was cut off (and logged)
+
+
+def test_without_heartbeats_a_stalled_subscriber_blocks_everyone(
+    context: zmq.Context[zmq.Socket[bytes]],
+) -> None:
+    """The failure the heartbeat prevents (and the reason it is on by default)."""
+    stats, seqs, sent = _stalled_and_healthy(heartbeat_s=0, context=context)
+    assert stats["dropped"] > 0
+    assert len(seqs) == sent - stats["dropped"] < sent  # counted, and seen as gaps
