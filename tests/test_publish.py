@@ -88,16 +88,25 @@ def test_endpoint_in_use_is_a_clear_error(context: zmq.Context[zmq.Socket[bytes]
     first.close()
 
 
+def subscriber(
+    context: zmq.Context[zmq.Socket[bytes]], endpoint: str, rcvhwm: int, rcvbuf: int = 4096
+) -> zmq.Socket[bytes]:
+    """A SUB socket to everything; small queues (and a small TCP buffer) fill fast."""
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.RCVHWM, rcvhwm)
+    if rcvbuf:
+        sub.setsockopt(zmq.RCVBUF, rcvbuf)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(endpoint)
+    return sub
+
+
 def test_full_subscriber_drops_are_counted_and_seen_as_gaps(
     context: zmq.Context[zmq.Socket[bytes]],
 ) -> None:
     publisher = ZmqPublisher("lab", "tcp://127.0.0.1:0", sndhwm=2, context=context, linger_s=0)
-    sub = context.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.RCVHWM, 2)
-    sub.setsockopt(zmq.RCVBUF, 4096)
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.connect(publisher.endpoint)
+    sub = subscriber(context, publisher.endpoint, rcvhwm=2)
     assert publisher.wait_for_subscribers(1, timeout_s=10.0)
     big = {"x": np.zeros(256 * 1024, np.float32)}  # 1 MiB: fills the TCP buffers quickly
     header = {"status": "ok", "model": {"name": "m", "sha256": "0"}}
@@ -135,17 +144,8 @@ def _stalled_and_healthy(
     )
     # The stalled client lives in its own context: its I/O thread runs, its app never reads.
     stalled_ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    stalled = stalled_ctx.socket(zmq.SUB)
-    stalled.setsockopt(zmq.LINGER, 0)
-    stalled.setsockopt(zmq.RCVHWM, 2)
-    stalled.setsockopt(zmq.RCVBUF, 4096)
-    stalled.setsockopt(zmq.SUBSCRIBE, b"")
-    stalled.connect(publisher.endpoint)
-    healthy = context.socket(zmq.SUB)
-    healthy.setsockopt(zmq.LINGER, 0)
-    healthy.setsockopt(zmq.RCVHWM, 100_000)
-    healthy.setsockopt(zmq.SUBSCRIBE, b"")
-    healthy.connect(publisher.endpoint)
+    stalled = subscriber(stalled_ctx, publisher.endpoint, rcvhwm=2)
+    healthy = subscriber(context, publisher.endpoint, rcvhwm=100_000, rcvbuf=0)
     assert publisher.wait_for_subscribers(2, timeout_s=10.0)
     seqs: list[int] = []
     stop = threading.Event()
