@@ -189,15 +189,9 @@ def _load_library(args: argparse.Namespace, axis: F32) -> SpectralLibrary:
     return lib
 
 
-def _unmixing_library(library: SpectralLibrary) -> bl.Library:
-    """The library as an unmixing matrix; spectra of one mineral form one group."""
-    groups = np.unique([n.strip().lower() for n in library.names], return_inverse=True)[1]
-    return bl.Library(library.spectra.T, groups=groups)
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate as the CLI does; returns the JSON document."""
-    from rssnet.analysis.hybrid import DEFAULT_GATE, separate_hybrid
+    from rssnet.analysis.hybrid import DEFAULT_GATE, separate_hybrid, unmixing_library
     from rssnet.analysis.identify import Identifier, orient
     from rssnet.model.checkpoint import default_axis, load_checkpoint
 
@@ -222,7 +216,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     doc: dict[str, Any] = {"method": args.method, "data": str(args.data)}
     t0 = time.perf_counter()
     if args.method in bl.METHODS and library is not None:
-        est = separate_library(args.method, _unmixing_library(library), data.mixtures, c, show)
+        est = separate_library(
+            args.method, unmixing_library(library.spectra, library.names), data.mixtures, c, show
+        )
     else:
         if ckpt is None:  # unreachable: needs_model loaded it; keeps mypy informed
             raise RssnetError("no model loaded")
@@ -233,7 +229,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ident = Identifier(library.spectra, library.names, library.ids)
             hyb = separate_hybrid(
                 ident,
-                _unmixing_library(library),
+                unmixing_library(library.spectra, library.names),
                 data.mixtures,
                 est,
                 threshold=args.hybrid_threshold,

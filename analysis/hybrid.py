@@ -43,6 +43,12 @@ class HybridResult:
     refined: npt.NDArray[np.bool_]
 
 
+def unmixing_library(spectra: npt.ArrayLike, names: list[str]) -> bl.Library:
+    """Library spectra (N, L) as an unmixing matrix; spectra of one mineral form one group."""
+    groups = np.unique([n.strip().lower() for n in names], return_inverse=True)[1]
+    return bl.Library(np.asarray(spectra).T, groups=groups)
+
+
 def residual_energy(
     mixtures: npt.ArrayLike, components: npt.ArrayLike, domain: str = "raw"
 ) -> npt.NDArray[np.float64]:

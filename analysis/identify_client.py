@@ -7,13 +7,23 @@ library, fits abundances, prints one line per spectrum and republishes
 ``rssnet.<instrument>.identification`` messages on its own PUB socket (``--publish``) in
 the framing of CONTRACTS §1.  An identification message's header adds ``result_seq``,
 ``result_session``, ``library`` and ``components`` (one map per component: ``name``,
-``score``, ``candidates`` [{``name``, ``id``, ``score``}]); its frames are ``abundances``
-(C,) ``<f4`` and ``scores`` (C, top_k) ``<f4``.  Malformed messages are reported and skipped.
+``score``, ``candidates`` [{``name``, ``id``, ``score``}]) and ``source``; its frames are
+``abundances`` (C,) ``<f4`` and ``scores`` (C, top_k) ``<f4``.  Malformed messages are
+reported and skipped.
+
+``source`` is ``library`` when a fit of the mixture with C library spectra leaves at most
+``--hybrid-gate`` (default 2) times the residual the network's components leave: the
+library explains the spectrum, so its spectra are named (the hybrid's gate,
+:mod:`rssnet.analysis.hybrid`; on RRUFF mixtures of library substances it names both
+components 69% of the time against 37% from the network's components).  Otherwise
+``network``: the network's components are matched one by one.  ``--hybrid-gate 0`` always
+matches the network's components.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import secrets
 import sys
 import time
@@ -24,6 +34,8 @@ import numpy as np
 import numpy.typing as npt
 import zmq
 
+from rssnet.analysis import baselines as bl
+from rssnet.analysis.hybrid import DEFAULT_GATE, separate_hybrid, unmixing_library
 from rssnet.analysis.identify import (
     DEFAULT_THRESHOLD,
     Identification,
@@ -53,20 +65,29 @@ class IdentifyService:
     """Turns result messages into identifications (one identifier per model axis)."""
 
     def __init__(
-        self, library: LibraryCache, top_k: int = 3, threshold: float = DEFAULT_THRESHOLD
+        self,
+        library: LibraryCache,
+        top_k: int = 3,
+        threshold: float = DEFAULT_THRESHOLD,
+        gate: float = DEFAULT_GATE,
     ) -> None:
         self.library = library
         self.top_k = top_k
         self.threshold = threshold
-        self._identifiers: dict[bytes, Identifier] = {}
+        self.gate = gate
+        self._identifiers: dict[bytes, tuple[Identifier, bl.Library]] = {}
 
     def identifier(self, axis: npt.NDArray[Any]) -> Identifier:
+        return self._matchers(axis)[0]
+
+    def _matchers(self, axis: npt.NDArray[Any]) -> tuple[Identifier, bl.Library]:
         a = np.ascontiguousarray(axis, dtype=np.float32)
         key = a.tobytes()
         if key not in self._identifiers:
             lib = self.library.on_axis(a)
-            self._identifiers[key] = Identifier(
-                lib.spectra, lib.names, lib.ids, threshold=self.threshold
+            self._identifiers[key] = (
+                Identifier(lib.spectra, lib.names, lib.ids, threshold=self.threshold),
+                unmixing_library(lib.spectra, list(lib.names)),
             )
         return self._identifiers[key]
 
@@ -84,7 +105,15 @@ class IdentifyService:
         if not (np.isfinite(comps).all() and np.isfinite(mixture).all()):
             raise WireError(f"{message.topic}: non-finite values in mixture or components")
         comps = orient(comps, mixture)
-        ident = self.identifier(axis)
+        ident, unmixing = self._matchers(axis)
+        source = "network"
+        if self.gate > 0:
+            # Only the gate: per-component refinement is an evaluation option (math.inf).
+            hyb = separate_hybrid(
+                ident, unmixing, mixture[None], comps[None], threshold=math.inf, gate=self.gate
+            )
+            if hyb.from_library[0]:
+                comps, source = hyb.components[0], "library"
         idents = ident.identify(comps, top_k=self.top_k)
         shares = abundances(mixture, comps)
         scores = np.zeros((len(idents), self.top_k), dtype=np.float32)
@@ -98,6 +127,7 @@ class IdentifyService:
             "result_seq": int(head["seq"]),
             "result_session": str(head["session"]),
             "library": self.library.path,
+            "source": source,
             "components": [
                 {
                     "name": it.name,
@@ -119,7 +149,7 @@ class IdentifyService:
             )
             for k, (it, s) in enumerate(zip(idents, shares, strict=True))
         ]
-        line = f"{head['instrument']} seq={head['seq']} | " + " | ".join(parts)
+        line = f"{head['instrument']} seq={head['seq']} [{source}] | " + " | ".join(parts)
         arrays = {"abundances": shares, "scores": scores}
         return Identified(line=line, header=header, arrays=arrays, idents=idents)
 
@@ -242,11 +272,20 @@ def main(argv: list[str]) -> int:
         default=DEFAULT_THRESHOLD,
         help="best cosine score below which a component is 'unknown'",
     )
+    p.add_argument(
+        "--hybrid-gate",
+        type=float,
+        default=DEFAULT_GATE,
+        help="name the library spectra that fit the mixture when their residual is at most "
+        "this times the network components' (default 2; 0: always the network's components)",
+    )
     p.add_argument("--count", type=int, help="stop after N results")
     p.add_argument("--timeout", type=float, help="give up after S seconds without a message")
     args = p.parse_args(argv)
     try:
-        service = IdentifyService(LibraryCache(args.library), args.top_k, args.threshold)
+        service = IdentifyService(
+            LibraryCache(args.library), args.top_k, args.threshold, args.hybrid_gate
+        )
         ctx: zmq.Context[Any] = zmq.Context.instance()
         repub = None if args.publish == "none" else Republisher(args.publish, ctx)
         try:

@@ -17,7 +17,7 @@ from rssnet.analysis.identify_client import IdentifyService, Republisher, main, 
 from rssnet.analysis.library_io import LibraryCache
 from rssnet.errors import LibraryError
 from rssnet.publish import ZmqPublisher
-from rssnet.wire import decode
+from rssnet.wire import Message, decode, encode
 
 AXIS = np.linspace(200.0, 1200.0, 400, dtype=np.float32)
 LIB = peak_library(40, length=400, seed=5)  # L, N
@@ -144,6 +144,8 @@ def test_identify_client_live(tmp_path: Path) -> None:
         assert sum(line.startswith("# bad message") for line in lines) == 2
         results = [line for line in lines if line.startswith("lab1 seq=")]
         assert len(results) == 3
+        # Library mixtures: the library fit explains them, so its spectra are named.
+        assert all("[library]" in line for line in results)
         assert f"Mineral{ids[0, 0]}" in results[0] and f"Mineral{ids[0, 1]}" in results[0]
         msgs = []
         while sub.poll(5000) and len(msgs) < 3:
@@ -156,6 +158,7 @@ def test_identify_client_live(tmp_path: Path) -> None:
             f"Mineral{ids[0, 0]}",
             f"Mineral{ids[0, 1]}",
         }
+        assert first.header["source"] == "library"
         assert first.arrays["scores"].shape == (2, 3)
         assert first.arrays["abundances"].sum() == pytest.approx(1.0, abs=1e-5)
     finally:
@@ -164,6 +167,36 @@ def test_identify_client_live(tmp_path: Path) -> None:
         repub.close()
         daemon.close()
         ctx.term()
+
+
+def _result_message(mix: np.ndarray, comps: np.ndarray) -> Message:
+    head = {
+        "v": 1, "session": "s", "seq": 0, "instrument": "lab", "t_acq_ns": 0, "t_pub_ns": 0,
+        "status": "ok", "model": {"name": "m", "sha256": "0"},
+    }  # fmt: skip
+    arrays = {"axis": AXIS, "mixture": mix, "components": comps, "abundances": np.ones(2)}
+    return decode([bytes(f) for f in encode("rssnet.lab.result", head, arrays)])
+
+
+def test_identify_service_gate_source(tmp_path: Path) -> None:
+    """Absent substances keep the network's components; gate 0 never uses the library."""
+    present = LibraryCache(write_library(tmp_path / "all"))
+    only_first = LibraryCache(write_library(tmp_path / "first", LIB[:, :20]))
+    lib_rest = LIB[:, 20:]
+    mix, src, _ = two_mixes(lib_rest, 6, snr_db=25, seed=3)
+    noise = np.random.default_rng(4).normal(size=src.shape).astype(np.float32)
+    est = src + 0.005 * noise  # a good network
+    sources = {
+        name: [service.handle(_result_message(mix[i], est[i])).header["source"] for i in range(6)]
+        for name, service in {
+            "absent": IdentifyService(only_first),
+            "present, gate off": IdentifyService(present, gate=0),
+            "present": IdentifyService(present),
+        }.items()
+    }
+    assert sources["absent"].count("network") >= 5
+    assert sources["present, gate off"] == ["network"] * 6
+    assert sources["present"].count("library") >= 5
 
 
 def test_identify_cli_bad_library(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
