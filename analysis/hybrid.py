@@ -69,6 +69,28 @@ def _energy(residual: npt.NDArray[np.float64], domain: str) -> float:
     return float((r**2).sum())
 
 
+def library_answer(
+    library: bl.Library,
+    mixtures: npt.ArrayLike,
+    estimates: npt.ArrayLike,
+    gate: float = DEFAULT_GATE,
+    domain: str = "raw",
+) -> tuple[npt.NDArray[np.bool_], F32]:
+    """The gate alone: which mixtures (M, L) the library explains as well as the network's
+    (oriented) ``estimates`` (M, C, L) do, and the library's components (M, C, L)."""
+    mix = np.asarray(mixtures, dtype=np.float32)
+    est = np.asarray(estimates, dtype=np.float32)
+    c = est.shape[1]
+    coef = bl.unmix_nnomp(library, mix, n_atoms=c)
+    lib_comps = bl.top_components(library, coef, c).spectra  # M, C, L
+    # The NN-OMP fit is already the least-squares one over its atoms: its residual is
+    # y − Σ atoms·coef; the network's is taken after the same kind of fit.
+    resid = mix.astype(np.float64) - lib_comps.sum(axis=1)
+    lib_resid = np.array([_energy(r, domain) for r in resid])
+    net_resid = residual_energy(mix, est, domain)
+    return lib_resid <= gate * net_resid, lib_comps
+
+
 def separate_hybrid(
     identifier: Identifier,
     library: bl.Library,
@@ -86,18 +108,16 @@ def separate_hybrid(
     """
     mix = np.asarray(mixtures, dtype=np.float32)
     est = orient(np.asarray(estimates, dtype=np.float32), mix)
-    m, c, _ = est.shape
-    refined_est, refined = refine_hybrid(identifier, mix, est, threshold=threshold)
+    m = est.shape[0]
+    out = est.copy()
     from_library = np.zeros(m, dtype=bool)
     if gate > 0:
-        coef = bl.unmix_nnomp(library, mix, n_atoms=c)
-        lib_comps = bl.top_components(library, coef, c).spectra  # M, C, L
-        # The NN-OMP fit is already the least-squares one over its atoms: its residual is
-        # y − Σ atoms·coef; the network's is taken after the same kind of fit.
-        resid = mix.astype(np.float64) - lib_comps.sum(axis=1)
-        lib_resid = np.array([_energy(r, domain) for r in resid])
-        net_resid = residual_energy(mix, est, domain)
-        from_library = lib_resid <= gate * net_resid
-        refined_est = np.where(from_library[:, None, None], lib_comps, refined_est)
-        refined = refined & ~from_library[:, None]
-    return HybridResult(refined_est.astype(np.float32), from_library, refined)
+        from_library, lib_comps = library_answer(library, mix, est, gate, domain)
+        out[from_library] = lib_comps[from_library]
+    refined = np.zeros(est.shape[:2], dtype=bool)
+    rest = np.flatnonzero(~from_library)  # only what the library did not answer is refined
+    if rest.size:
+        out[rest], refined[rest] = refine_hybrid(
+            identifier, mix[rest], est[rest], threshold=threshold
+        )
+    return HybridResult(out, from_library, refined)

@@ -23,7 +23,6 @@ matches the network's components.
 from __future__ import annotations
 
 import argparse
-import math
 import secrets
 import sys
 import time
@@ -35,7 +34,7 @@ import numpy.typing as npt
 import zmq
 
 from rssnet.analysis import baselines as bl
-from rssnet.analysis.hybrid import DEFAULT_GATE, separate_hybrid, unmixing_library
+from rssnet.analysis.hybrid import DEFAULT_GATE, library_answer, unmixing_library
 from rssnet.analysis.identify import (
     DEFAULT_THRESHOLD,
     Identification,
@@ -108,12 +107,12 @@ class IdentifyService:
         ident, unmixing = self._matchers(axis)
         source = "network"
         if self.gate > 0:
-            # Only the gate: per-component refinement is an evaluation option (math.inf).
-            hyb = separate_hybrid(
-                ident, unmixing, mixture[None], comps[None], threshold=math.inf, gate=self.gate
+            # Only the gate: per-component refinement is an evaluation option.
+            from_library, lib_comps = library_answer(
+                unmixing, mixture[None], comps[None], self.gate
             )
-            if hyb.from_library[0]:
-                comps, source = hyb.components[0], "library"
+            if from_library[0]:
+                comps, source = lib_comps[0], "library"
         idents = ident.identify(comps, top_k=self.top_k)
         shares = abundances(mixture, comps)
         scores = np.zeros((len(idents), self.top_k), dtype=np.float32)
