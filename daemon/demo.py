@@ -112,13 +112,15 @@ def _run(args: argparse.Namespace, tmp: Path) -> int:
         daemon = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
         try:
             received, final = _listen_then_stop(daemon, endpoint, args.count, args.timeout, out)
-            code = _ensure_stopped(daemon)
+            # A second SIGTERM could land after the daemon's Python restored default handlers
+            # at interpreter exit and turn its clean exit into -15: signal only if not yet done.
+            code = _ensure_stopped(daemon, signalled=received >= args.count)
         except KeyboardInterrupt:
             # Ctrl-C reached the daemon too (same process group); let it finish cleanly.
             out.write("# interrupted; waiting for rssnetd to stop\n")
             return 130
         finally:
-            _ensure_stopped(daemon)
+            _ensure_stopped(daemon, signalled=daemon.returncode is not None)
     if received < args.count or code != 0:
         out.write(f"# demo failed: {received}/{args.count} results, rssnetd exit {code}\n")
         out.write("# rssnetd log (last lines):\n")
@@ -161,9 +163,9 @@ def _listen_then_stop(
     return printed, None
 
 
-def _ensure_stopped(daemon: subprocess.Popen[Any]) -> int:
-    """SIGTERM (it publishes what it accepted), then a kill if it hangs; the exit code."""
-    if daemon.poll() is None:
+def _ensure_stopped(daemon: subprocess.Popen[Any], signalled: bool) -> int:
+    """SIGTERM unless ``signalled`` (it publishes what it accepted), a kill if it hangs; exit code."""
+    if not signalled and daemon.poll() is None:
         daemon.send_signal(signal.SIGTERM)
     try:
         return daemon.wait(timeout=60)

@@ -93,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         report_config_error(err, "rssnetd")
         return EX_CONFIG
     configure_logging(config.logging.level, config.logging.format)
-    return serve(config, args.config)
+    code = serve(config, args.config)
+    # Stopping is done. Python restores the default SIGTERM action while it finalizes, so a
+    # late duplicate SIGTERM (a supervisor repeating itself) would turn this clean exit into
+    # death by signal; ignore it from here on.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return code
 
 
 def serve(config: Config, source: str) -> int:

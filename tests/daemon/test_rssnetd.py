@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,21 @@ def test_unknown_driver_is_a_config_error(tmp_path: Path, tiny_model: Path) -> N
     )
     assert done.returncode == 78
     assert f"{config}: instrument.driver: unknown driver 'no-such-driver'" in done.stderr
+
+
+def test_repeated_sigterm_still_exits_cleanly(
+    tmp_path: Path, tiny_model: Path, start_daemon: Any
+) -> None:
+    # A supervisor (or `rssnet demo`) may repeat SIGTERM while rssnetd is already exiting;
+    # once Python restores default handlers at interpreter exit, a late one used to kill
+    # the process (exit -15) after it had logged a clean exit.
+    replay = tmp_path / "spectra"
+    make_replay_dir(replay, 4)
+    config = write_config(tmp_path / "d.toml", replay, tiny_model)
+    daemon = start_daemon(config)
+    daemon.wait_log("serving")
+    while daemon.process.poll() is None:
+        daemon.terminate()
+        time.sleep(0.002)
+    assert daemon.wait() == 0
+    assert any(e.get("event") == "exit" and e["code"] == 0 for e in daemon.log)
