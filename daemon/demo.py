@@ -164,7 +164,7 @@ def _listen_then_stop(
 
 
 def _ensure_stopped(daemon: subprocess.Popen[Any], signalled: bool) -> int:
-    """SIGTERM unless ``signalled`` (it publishes what it accepted), a kill if it hangs; exit code."""
+    """SIGTERM unless ``signalled`` (it then publishes what it accepted); kill if it hangs."""
     if not signalled and daemon.poll() is None:
         daemon.send_signal(signal.SIGTERM)
     try:
