@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import structlog
@@ -25,10 +23,10 @@ from rssnet.config.load import load_config
 from rssnet.config.schema import BUILTIN_DRIVERS, Config
 from rssnet.daemon.archive import ArchiveError
 from rssnet.daemon.logging import configure_logging
-from rssnet.daemon.notify import Notifier
 from rssnet.daemon.operations import Operations
 from rssnet.daemon.pipeline import Pipeline
 from rssnet.daemon.security import publisher_options, start_curve, warn_if_exposed
+from rssnet.daemon.signals import SignalStopper
 from rssnet.drivers.base import Driver
 from rssnet.drivers.registry import create_driver
 from rssnet.engine.base import Backend
@@ -93,21 +91,24 @@ def main(argv: list[str] | None = None) -> int:
         report_config_error(err, "rssnetd")
         return EX_CONFIG
     configure_logging(config.logging.level, config.logging.format)
-    code = serve(config, args.config)
-    # Stopping is done. Python restores the default SIGTERM action while it finalizes, so a
-    # late duplicate SIGTERM (a supervisor repeating itself) would turn this clean exit into
-    # death by signal; ignore it from here on.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    return code
+    return serve(config, args.config)
 
 
 def serve(config: Config, source: str) -> int:
     """Bind, load, open, run; returns the exit code."""
     log.info("starting", version=__version__, config=source, instrument=config.instrument.name)
-    # Handlers go in first: a SIGTERM while the model loads must still end cleanly.
-    stopper = _Stopper()
-    signal.signal(signal.SIGTERM, stopper.handle)
-    signal.signal(signal.SIGINT, stopper.handle)
+    # Signals are taken first: a SIGTERM while the model loads must still end cleanly
+    # (rssnet.daemon.signals says why a thread of its own reacts to them).
+    stopper = SignalStopper()
+    stopper.start()
+    try:
+        return _serve(config, source, stopper)
+    finally:
+        stopper.close()
+
+
+def _serve(config: Config, source: str, stopper: SignalStopper) -> int:
+    """Bind, load, open, run (the signals already taken by ``stopper``)."""
     try:
         curve = start_curve(config.security)  # before any socket: they need its keys
     except ConfigError as err:
@@ -191,28 +192,6 @@ def _fail(message: str, what: str) -> int:
     log.error("cannot_start", reason=message, where=what)
     sys.stderr.write(f"rssnetd: error: {message}\n")
     return EX_UNAVAILABLE
-
-
-class _Stopper:
-    """SIGTERM/SIGINT: stop acquisition; the pipeline then drains what it accepted."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._pipeline: Pipeline | None = None
-        self.notifier: Notifier | None = None
-
-    def attach(self, pipeline: Pipeline) -> None:
-        self._pipeline = pipeline
-        if self.requested:
-            pipeline.stop()
-
-    def handle(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
-        log.info("signal", signal=signal.Signals(signum).name, action="stopping acquisition")
-        if self.notifier is not None:
-            self.notifier.stopping("stopping: draining accepted spectra")
-        if self._pipeline is not None:
-            self._pipeline.stop()
 
 
 if __name__ == "__main__":

@@ -224,5 +224,6 @@ def test_repeated_sigterm_still_exits_cleanly(
     while daemon.process.poll() is None:
         daemon.terminate()
         time.sleep(0.002)
-    assert daemon.wait() == 0
+    code = daemon.wait()
+    assert code == 0, "\n".join(str(e) for e in daemon.log[-30:])
     assert any(e.get("event") == "exit" and e["code"] == 0 for e in daemon.log)
