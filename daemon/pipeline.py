@@ -84,7 +84,7 @@ class Pipeline:
 
     # -- control -------------------------------------------------------------------
     def stop(self) -> None:
-        """Stop acquiring; what is accepted is still published.  Signal-handler safe."""
+        """Stop acquiring; what is accepted is still published.  Callable from any thread."""
         self._stopping.set()
         self.driver.stop()
 

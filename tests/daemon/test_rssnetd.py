@@ -4,6 +4,7 @@ bad spectrum files, bad configs and an endpoint already in use."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -227,3 +228,21 @@ def test_repeated_sigterm_still_exits_cleanly(
     code = daemon.wait()
     assert code == 0, "\n".join(str(e) for e in daemon.log[-30:])
     assert any(e.get("event") == "exit" and e["code"] == 0 for e in daemon.log)
+
+
+def test_sigint_while_starting_is_a_clean_stop(
+    tmp_path: Path, tiny_model: Path, start_daemon: Any
+) -> None:
+    # Ctrl-C (SIGINT) as soon as the socket is bound: before or while the model loads. It
+    # must neither raise KeyboardInterrupt somewhere in the start-up nor be forgotten.
+    replay = tmp_path / "spectra"
+    make_replay_dir(replay, 4)
+    config = write_config(
+        tmp_path / "d.toml", replay, tiny_model, instrument__replay={"loop": True}
+    )
+    daemon = start_daemon(config)
+    daemon.wait_log("bound")
+    daemon.process.send_signal(signal.SIGINT)
+    assert daemon.wait() == 0
+    assert any(e.get("event") == "signal" and e["signal"] == "SIGINT" for e in daemon.log)
+    assert not any("Traceback" in e.get("line", "") for e in daemon.log)
