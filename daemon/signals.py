@@ -86,14 +86,20 @@ class SignalStopper:
         if not first:
             log.info("signal", signal=name, action="already stopping")
             return
+        # Stop first: logging and systemd's socket may fail, the stop must not.
+        if pipeline is not None:
+            pipeline.stop()
         log.info("signal", signal=name, action="stopping acquisition")
         if self.notifier is not None:
             self.notifier.stopping("stopping: draining accepted spectra")
-        if pipeline is not None:
-            pipeline.stop()
 
     def _wait(self) -> None:
         while True:
             for signum in os.read(self._read_fd, 64):  # one byte per signal received
-                if signum in STOP_SIGNALS:
+                if signum not in STOP_SIGNALS:
+                    continue
+                try:
                     self.handle(signum)
+                except Exception:
+                    # This thread must outlive any failure, or later signals go unheard.
+                    log.exception("signal_handling_failed", signal=signum)
