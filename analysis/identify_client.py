@@ -76,9 +76,6 @@ class IdentifyService:
         self.gate = gate
         self._identifiers: dict[bytes, tuple[Identifier, bl.Library]] = {}
 
-    def identifier(self, axis: npt.NDArray[Any]) -> Identifier:
-        return self._matchers(axis)[0]
-
     def _matchers(self, axis: npt.NDArray[Any]) -> tuple[Identifier, bl.Library]:
         a = np.ascontiguousarray(axis, dtype=np.float32)
         key = a.tobytes()

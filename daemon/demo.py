@@ -28,7 +28,7 @@ from rssnet.analysis.metrics import pit_permutation, si_snri
 from rssnet.client import Result, Status
 from rssnet.daemon.listen import format_result, format_status, reporting_client
 from rssnet.errors import SpectrumFormatError
-from rssnet.readers import read_eval_set
+from rssnet.readers import read_eval_set, resample
 
 DEMO_CONFIG = Path(rssnet.config.__file__).with_name("demo.toml")
 
@@ -100,7 +100,7 @@ class Truth:
         truth = self.sources[int(match.group(1))]  # C, L on the set's axis
         if truth.shape[0] != result.components.shape[0]:
             return None
-        ref = np.stack([np.interp(result.axis, self.axis, s, left=0, right=0) for s in truth])
+        ref = np.stack([resample(self.axis, s, result.axis) for s in truth])  # C, L
         perm = pit_permutation(result.components[None], ref[None])[0]  # C
         gains = si_snri(result.components[perm], ref, result.mixture[None])  # C
         value = float(gains.mean())
@@ -186,15 +186,13 @@ def _run(args: argparse.Namespace, tmp: Path) -> int:
             received, final = _listen_then_stop(
                 daemon, endpoint, args.count, args.timeout, out, truth
             )
-            # A second SIGTERM could land after the daemon's Python restored default handlers
-            # at interpreter exit and turn its clean exit into -15: signal only if not yet done.
-            code = _ensure_stopped(daemon, signalled=received >= args.count)
+            code = _ensure_stopped(daemon)
         except KeyboardInterrupt:
             # Ctrl-C reached the daemon too (same process group); let it finish cleanly.
             out.write("# interrupted; waiting for rssnetd to stop\n")
             return 130
         finally:
-            _ensure_stopped(daemon, signalled=daemon.returncode is not None)
+            _ensure_stopped(daemon)
     if received < args.count or code != 0:
         out.write(f"# demo failed: {received}/{args.count} results, rssnetd exit {code}\n")
         out.write("# rssnetd log (last lines):\n")
@@ -247,9 +245,10 @@ def _listen_then_stop(
     return printed, None
 
 
-def _ensure_stopped(daemon: subprocess.Popen[Any], signalled: bool) -> int:
-    """SIGTERM unless ``signalled`` (it then publishes what it accepted); kill if it hangs."""
-    if not signalled and daemon.poll() is None:
+def _ensure_stopped(daemon: subprocess.Popen[Any]) -> int:
+    """SIGTERM (it publishes what it accepted; a repeat is harmless), then a kill if it hangs;
+    the exit code."""
+    if daemon.poll() is None:
         daemon.send_signal(signal.SIGTERM)
     try:
         return daemon.wait(timeout=60)

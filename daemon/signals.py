@@ -43,11 +43,6 @@ class SignalStopper:
         self._read_fd = self._write_fd = -1
         self._previous_wakeup_fd = -1
 
-    @property
-    def requested(self) -> bool:
-        with self._lock:
-            return self._requested
-
     def start(self) -> None:
         """Install the handlers and start the reacting thread (from the main thread)."""
         self._read_fd, self._write_fd = os.pipe()
