@@ -35,6 +35,9 @@ class ReplayOptions(_Section):
     path: str = Field(description="directory, glob pattern or single spectrum file")
     rate_hz: float = Field(default=0.0, ge=0.0, description="spectra per second; 0 = unpaced")
     loop: bool = False
+    # Largest file (text, archive) or decoded array data (.npz) one file may bring into
+    # memory, in MB (10⁶ bytes); larger files are refused by their headers, before loading.
+    max_file_mb: float = Field(default=256.0, gt=0.0)
 
     @field_validator("path")
     @classmethod

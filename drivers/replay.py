@@ -4,9 +4,12 @@ Reads a directory, a glob pattern or one file (RRUFF .txt, two-column CSV/TSV, C
 ``.npz`` sets, where each mixture row is one spectrum), paced at ``rate_hz`` or as fast as
 the consumer takes them, optionally looping.  Real instrument exports (B&W Tek, Wasatch,
 Horiba, Renishaw; ``rssnet.drivers.exports``) are recognised by content and keep their
-dark spectrum, laser wavelength and integration time.  A bad file (unreadable, empty, non-numeric,
-NaN, wrong range) is logged with file and line, counted in :meth:`health`, and skipped: the
-stream goes on.
+dark spectrum, laser wavelength and integration time.
+
+The file is the unit of failure: a bad file (unreadable, empty, damaged, non-numeric,
+complex, NaN, wrong range, over ``max_file_mb``) is logged with file and reason, counted in
+:meth:`health`, and skipped; the stream goes on.  A looped replay reports an unchanged bad
+file once, not on every pass.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import dataclasses
 import glob
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,7 @@ from rssnet.archive import archive_spectra
 from rssnet.config.schema import ReplayOptions
 from rssnet.drivers.exports import looks_like_export, read_export
 from rssnet.errors import DriverError, SpectrumFormatError
-from rssnet.readers import SpectrumRecord, read_spectrum_file
+from rssnet.readers import SpectrumRecord, check_file_size, read_spectrum_file
 from rssnet.types import DeviceInfo, RawSpectrum
 
 log = structlog.get_logger(__name__)
@@ -38,6 +42,11 @@ SUFFIXES = (".txt", ".csv", ".tsv", ".npz", ".rsa")
 # Any Raman shift axis lies within this band; values outside mean the file holds something
 # else (wavelengths in nm far from the laser, pixel indices, a wrong column).
 PLAUSIBLE_SHIFT = (-1000.0, 10_000.0)
+# The last few bad files and why, in health(): enough to see what is wrong, small enough for
+# every status message.
+RECENT_ERRORS = 5
+# (size, mtime_ns): a file with the same signature is the same file as far as replay cares.
+_Signature = tuple[int, int]
 
 
 class ReplayDriver:
@@ -66,6 +75,10 @@ class ReplayDriver:
         self._seq = 0
         self._counts = {"files_read": 0, "bad_files": 0, "bad_spectra": 0, "passes": 0}
         self._last_error = ""
+        self._recent: deque[dict[str, str]] = deque(maxlen=RECENT_ERRORS)
+        # Files already reported, by signature; True when the whole file was unusable (it is
+        # then not even re-read on the next pass, unless it changed).
+        self._reported: dict[Path, tuple[_Signature | None, bool]] = {}
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self, timeout: float) -> None:
@@ -133,6 +146,7 @@ class ReplayDriver:
             "spectra": self._seq,
             **self._counts,
             "last_error": self._last_error,
+            "recent_errors": list(self._recent),
         }
 
     def close(self) -> None:
@@ -165,38 +179,69 @@ class ReplayDriver:
         return seq
 
     def _read(self, path: Path) -> list[RawSpectrum]:
+        signature = _signature(path)
+        seen, whole_file_bad = self._reported.get(path, (None, False))
+        # An unchanged file whose problems were reported on an earlier pass: not again.
+        quiet = signature is not None and seen == signature
+        if quiet and whole_file_bad:
+            return []
         try:
-            if path.suffix.lower() == ARCHIVE_SUFFIX:
-                spectra = [_from_record(r) for r in self._read_archive(path)]
-            elif looks_like_export(path):
-                # Real instrument exports keep their dark, laser and integration time.
-                spectra = read_export(path)
-            else:
-                spectra = [_from_record(r) for r in read_spectrum_file(path)]
+            spectra = self._parse(path, quiet)
         except SpectrumFormatError as err:
+            self._report(path, signature, whole_file=True)
             self._bad("bad_files", str(err), path)
+            return []
+        except Exception as err:
+            # A reader bug on one file must not end the stream: the file is the unit of
+            # failure.  Logged with its traceback, since no reader should get here.
+            self._report(path, signature, whole_file=True)
+            self._bad("bad_files", f"{path}: cannot read: {type(err).__name__}: {err}", path)
+            log.error("replay_reader_failed", file=str(path), exc_info=True)
             return []
         self._counts["files_read"] += 1
         good = []
         for spectrum in spectra:
             reason = self._check(spectrum.axis, spectrum.intensity)
-            if reason:
-                self._bad("bad_spectra", f"{spectrum.source}: {reason}", path)
-            else:
+            if not reason:
                 good.append(spectrum)
+            elif not quiet:
+                self._report(path, signature, whole_file=False)
+                self._bad("bad_spectra", f"{spectrum.source}: {reason}", path)
         return good
 
-    def _read_archive(self, path: Path) -> list[SpectrumRecord]:
+    def _parse(self, path: Path, quiet: bool) -> list[RawSpectrum]:
+        """Every spectrum of ``path``; raises SpectrumFormatError for an unusable file."""
+        max_mb = self.options.max_file_mb
+        if path.suffix.lower() == ARCHIVE_SUFFIX:
+            check_file_size(path, max_mb)  # an archive is read whole to be checked
+            return [_from_record(r) for r in self._read_archive(path, quiet)]
+        if path.suffix.lower() != ".npz":
+            # Text is read whole (and exports sniffed) before parsing; .npz arrays are
+            # checked against the limit by their headers instead, members unread.
+            check_file_size(path, max_mb)
+            if looks_like_export(path):
+                # Real instrument exports keep their dark, laser and integration time.
+                return read_export(path)
+        return [_from_record(r) for r in read_spectrum_file(path, max_mb=max_mb)]
+
+    def _read_archive(self, path: Path, quiet: bool) -> list[SpectrumRecord]:
         records, report = archive_spectra(path)
+        if quiet:
+            return records
         if report.torn_at is not None:  # a crash mid-write; everything before it is good
             log.warning("replay_archive_torn", file=str(path), offset=report.torn_at)
         for offset, size, why in report.damaged:
+            self._report(path, _signature(path), whole_file=False)
             self._bad("bad_spectra", f"{path}: {size} damaged byte(s) at {offset}: {why}", path)
         return records
+
+    def _report(self, path: Path, signature: _Signature | None, *, whole_file: bool) -> None:
+        self._reported[path] = (signature, whole_file)
 
     def _bad(self, counter: str, message: str, path: Path) -> None:
         self._counts[counter] += 1
         self._last_error = message
+        self._recent.append({"file": str(path), "error": message})
         log.warning("replay_skipped", file=str(path), error=message)
 
     def _check(self, axis: np.ndarray, y: np.ndarray) -> str:
@@ -227,6 +272,14 @@ def _from_record(record: SpectrumRecord) -> RawSpectrum:
         axis=record.axis, intensity=record.intensity, t_acq_ns=0, seq=-1,
         source=record.source, meta={"name": record.name, "id": record.id},
     )
+
+
+def _signature(path: Path) -> _Signature | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None  # gone or unreadable: read (and reported) again next time
+    return (stat.st_size, stat.st_mtime_ns)
 
 
 def find_files(pattern: str) -> list[Path]:

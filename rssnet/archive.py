@@ -218,6 +218,12 @@ def archive_spectra(path: str | Path) -> tuple[list[SpectrumRecord], ScanReport]
         axis, intensity = record.raw.get("axis"), record.raw.get("intensity")
         if axis is None or intensity is None:
             continue
+        kinds = {axis.dtype.kind, intensity.dtype.kind}
+        if not kinds <= set("iuf"):
+            # Complex or text would be cut or fail later: reported like a damaged record.
+            why = f"raw spectrum of dtype {axis.dtype.str}/{intensity.dtype.str}, not real numbers"
+            report.damaged.append((record.offset, 0, why))
+            continue
         source = str(record.header.get("source", ""))
         spectra.append(
             SpectrumRecord(

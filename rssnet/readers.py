@@ -7,8 +7,11 @@ line (or array) at fault; callers decide whether to skip and count.
 
 from __future__ import annotations
 
+import math
 import re
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,20 @@ from rssnet.errors import SpectrumFormatError
 from rssnet.types import FloatArray
 
 _SPLIT = re.compile(r"[,;\t ]+")
+
+# Array kinds read as numbers: signed, unsigned, float.  Complex is refused, not cut to its
+# real part (which numpy does silently): which part is the spectrum is not ours to guess.
+_NUMBER_KINDS = "iuf"
+_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+# What numpy, zipfile and zlib raise on damaged input; each becomes a SpectrumFormatError
+# naming the file (tokenize.TokenError: numpy tokenizes a .npy header before parsing it).
+_DAMAGE = (
+    ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError, zipfile.BadZipFile,
+    zlib.error, KeyError, TypeError, OverflowError, NotImplementedError, RuntimeError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +148,12 @@ def _decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def read_text_spectrum(path: str | Path) -> SpectrumRecord:
-    """A RRUFF .txt or a plain two-column text/CSV/TSV file."""
+def read_text_spectrum(
+    path: str | Path, *, max_mb: float | None = None
+) -> SpectrumRecord:
+    """A RRUFF .txt or a plain two-column text/CSV/TSV file (at most ``max_mb``)."""
     p = Path(path)
+    check_file_size(p, max_mb)
     try:
         text = _decode(p.read_bytes())
     except OSError as err:
@@ -142,6 +162,20 @@ def read_text_spectrum(path: str | Path) -> SpectrumRecord:
         return parse_rruff_text(text, str(p))
     axis, y = parse_columns(text.splitlines(), str(p))
     return SpectrumRecord(name=p.stem, id=p.stem, axis=axis, intensity=y, source=str(p))
+
+
+def check_file_size(path: Path, max_mb: float | None) -> None:
+    """Refuse a file larger than ``max_mb`` before it is read (SpectrumFormatError)."""
+    if max_mb is None:
+        return
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise SpectrumFormatError(f"{path}: cannot read: {err.strerror or err}") from err
+    if size > max_mb * 1e6:
+        raise SpectrumFormatError(
+            f"{path}: {size / 1e6:.1f} MB, over the per-file limit of {max_mb:g} MB (max_file_mb)"
+        )
 
 
 def iter_rruff_zip(path: str | Path) -> Iterator[SpectrumRecord | SpectrumFormatError]:
@@ -163,32 +197,152 @@ def iter_rruff_zip(path: str | Path) -> Iterator[SpectrumRecord | SpectrumFormat
                 yield err
 
 
-def read_eval_set(path: str | Path) -> EvalSet:
-    """Load and validate a CONTRACTS §3 ``.npz`` set (no pickle)."""
+def read_eval_set(
+    path: str | Path, *, with_sources: bool = True, max_mb: float | None = None
+) -> EvalSet:
+    """Load and validate a CONTRACTS §3 ``.npz`` set (no pickle; at most ``max_mb`` of
+    decoded arrays, MB = 10⁶ bytes, when given).  ``with_sources=False`` skips ``sources``
+    and ``names`` (replay needs only the mixtures).  Raises :class:`SpectrumFormatError`
+    naming the file and why."""
     p = Path(path)
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise SpectrumFormatError(f"{p}: not a readable .npz: {err}") from err
-    for key in ("mixtures", "axis"):
-        if key not in arrays:
-            raise SpectrumFormatError(f"{p}: missing array {key!r}")
-    mix = np.asarray(arrays["mixtures"], np.float32)
-    axis = np.asarray(arrays["axis"], np.float32)
+    optional = ("sources", "names") if with_sources else ()
+    arrays = load_npz(p, ("mixtures", "axis"), optional, max_mb=max_mb, text=("names",))
+    # Real numbers only (checked by load_npz), so the cast cannot drop an imaginary part;
+    # an overflow to inf is reported by the callers' finiteness checks, not as a warning.
+    with np.errstate(over="ignore", invalid="ignore"):
+        mix = np.asarray(arrays["mixtures"], np.float32)
+        axis = np.asarray(arrays["axis"], np.float32)
+        src = arrays.get("sources")
+        sources = (
+            np.asarray(src, np.float32)
+            if src is not None
+            else np.zeros((mix.shape[0] if mix.ndim else 0, 0, axis.size), np.float32)
+        )
     if mix.ndim != 2 or axis.shape != (mix.shape[1],):
         raise SpectrumFormatError(
             f"{p}: mixtures must be (M, L) and axis (L,), got {mix.shape} and {axis.shape}"
         )
-    src = arrays.get("sources")
-    sources = (
-        np.asarray(src, np.float32)
-        if src is not None
-        else np.zeros((mix.shape[0], 0, mix.shape[1]), np.float32)
-    )
     if sources.ndim != 3 or sources.shape[0] != mix.shape[0] or sources.shape[2] != mix.shape[1]:
         raise SpectrumFormatError(f"{p}: sources must be (M, C, L), got {sources.shape}")
     return EvalSet(mixtures=mix, sources=sources, axis=axis, names=arrays.get("names"))
+
+
+def load_npz(
+    path: str | Path,
+    required: tuple[str, ...],
+    optional: tuple[str, ...] = (),
+    *,
+    max_mb: float | None = None,
+    text: tuple[str, ...] = (),
+) -> dict[str, np.ndarray]:
+    """The named arrays of an ``.npz``, each header checked before its data is read.
+
+    Refused with :class:`SpectrumFormatError` (file, array and reason in the message): a
+    file that is empty or not a zip, a missing required array, a damaged or truncated
+    member, pickled objects, complex or other non-number dtypes (text only for the arrays
+    in ``text``), and arrays whose declared sizes add up to more than ``max_mb``.  The
+    limit is checked against each header's shape and the zip's member size before any data
+    is read: a few-kB file of zeros can declare gigabytes.
+    """
+    p = Path(path)
+    try:
+        if p.stat().st_size == 0:
+            raise SpectrumFormatError(f"{p}: empty file (0 bytes), not an .npz")
+        zf = zipfile.ZipFile(p)
+    except SpectrumFormatError:
+        raise
+    except _DAMAGE as err:
+        raise SpectrumFormatError(f"{p}: not a readable .npz: {err}") from err
+    limit = int(max_mb * 1e6) if max_mb is not None else None
+    left = limit
+    arrays: dict[str, np.ndarray] = {}
+    with zf:
+        members = {i.filename.removesuffix(".npy"): i for i in zf.infolist() if not i.is_dir()}
+        for key in (*required, *optional):
+            info = members.get(key)
+            if info is None:
+                if key in required:
+                    raise SpectrumFormatError(f"{p}: missing array {key!r}")
+                continue
+            where = f"{p}: array {key!r}"
+            try:
+                arrays[key] = _read_member(zf, info, where, left, limit, key in text)
+            except SpectrumFormatError:
+                raise
+            except _DAMAGE as err:
+                raise SpectrumFormatError(
+                    f"{where}: damaged ({type(err).__name__}: {err})"
+                ) from err
+            if left is not None:
+                left -= arrays[key].nbytes
+    return arrays
+
+
+def _read_member(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    where: str,
+    left: int | None,
+    limit: int | None,
+    text: bool,
+) -> np.ndarray:
+    """One ``.npy`` member, refused before its data is read if its header is unacceptable."""
+
+    def too_big(size: int, what: str) -> SpectrumFormatError:
+        return SpectrumFormatError(
+            f"{where}: {what} {size / 1e6:.1f} MB, over the per-file limit of "
+            f"{(limit or 0) / 1e6:g} MB (max_file_mb)"
+        )
+
+    if left is not None and info.file_size > left:
+        raise too_big(info.file_size, "uncompressed")
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = _HEADER_READERS.get(version)
+        if read_header is None:
+            raise SpectrumFormatError(f"{where}: unsupported .npy format version {version}")
+        shape, fortran, dtype = read_header(f)
+        problem = _dtype_problem(dtype, text)
+        if problem:
+            raise SpectrumFormatError(f"{where}: {problem}")
+        count = math.prod(shape)
+        nbytes = count * dtype.itemsize
+        if left is not None and nbytes > left:
+            raise too_big(nbytes, f"declares shape {shape} {dtype} =")
+        # The zip's own size must agree with the header, or the member is truncated or
+        # padded with something else: refused before reading, never partly used.
+        if f.tell() + nbytes != info.file_size:
+            raise SpectrumFormatError(
+                f"{where}: header declares {nbytes} data bytes ({shape} {dtype}) but the "
+                f"member holds {info.file_size - f.tell()} (truncated or damaged)"
+            )
+        # Read in chunks into one writable buffer: memory is the array's size, once.
+        buffer = bytearray(nbytes)
+        view, got = memoryview(buffer), 0
+        while got < nbytes:
+            chunk = f.read(min(nbytes - got, 1 << 20))
+            if not chunk:
+                raise SpectrumFormatError(f"{where}: ends after {got} of {nbytes} data bytes")
+            view[got : got + len(chunk)] = chunk
+            got += len(chunk)
+    array = np.frombuffer(buffer, dtype=dtype, count=count)
+    return array.reshape(shape, order="F" if fortran else "C")
+
+
+def _dtype_problem(dtype: np.dtype, text: bool) -> str:
+    """Why arrays of ``dtype`` cannot be read as spectrum data, or ``""``."""
+    if dtype.hasobject:
+        return f"holds Python objects (dtype {dtype.str}); pickled data is never loaded"
+    if dtype.names is not None or dtype.subdtype is not None:
+        return f"structured dtype {dtype.descr!r}, expected plain numbers"
+    if dtype.kind == "c":
+        return (
+            f"complex values (dtype {dtype}); spectra must be real: save the real part or "
+            f"the magnitude explicitly"
+        )
+    if dtype.kind in _NUMBER_KINDS or (text and dtype.kind in "US"):
+        return ""
+    return f"dtype {dtype.str} is not a number type"
 
 
 def write_eval_set(path: str | Path, ev: EvalSet) -> None:
@@ -203,11 +357,16 @@ def write_eval_set(path: str | Path, ev: EvalSet) -> None:
     np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy stub is too narrow
 
 
-def read_spectrum_file(path: str | Path) -> list[SpectrumRecord]:
-    """Any supported file as records: ``.npz`` sets give one record per mixture row."""
+def read_spectrum_file(
+    path: str | Path, *, max_mb: float | None = None
+) -> list[SpectrumRecord]:
+    """Any supported file as records: ``.npz`` sets give one record per mixture row.
+
+    Files (text) or decoded arrays (``.npz``) over ``max_mb`` (when given; MB = 10⁶ bytes)
+    are refused with :class:`SpectrumFormatError`, as is anything unreadable."""
     p = Path(path)
     if p.suffix.lower() == ".npz":
-        ev = read_eval_set(p)
+        ev = read_eval_set(p, with_sources=False, max_mb=max_mb)
         return [
             SpectrumRecord(
                 name=f"{p.stem}[{i}]",
@@ -218,7 +377,7 @@ def read_spectrum_file(path: str | Path) -> list[SpectrumRecord]:
             )
             for i, row in enumerate(ev.mixtures)
         ]
-    return [read_text_spectrum(p)]
+    return [read_text_spectrum(p, max_mb=max_mb)]
 
 
 def resample(axis: FloatArray, y: FloatArray, target: FloatArray) -> FloatArray:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +208,95 @@ def test_real_instrument_exports_keep_dark_and_laser() -> None:
     assert first.dark is not None and first.dark.shape == first.intensity.shape
     assert first.integration_us > 0
     assert driver.health()["bad_files"] == 0
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.savez(out, **arrays)  # type: ignore[arg-type]  # numpy stub is too narrow
+    return out.getvalue()
+
+
+def _damaged_header() -> bytes:
+    """A set whose mixtures.npy header is cut inside a string (numpy: TokenError)."""
+    good = _npz_bytes(mixtures=np.ones((2, 128), np.float32), axis=_axis(200, 1200, 128))
+    members = {n: zipfile.ZipFile(io.BytesIO(good)).read(n) for n in ("mixtures.npy", "axis.npy")}
+    header = bytearray(members["mixtures.npy"])
+    header[20:30] = b"((((\"'''''"
+    members["mixtures.npy"] = bytes(header)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+AXIS128 = _axis(200, 1200, 128).astype(np.float32)
+# Each crashed or misled rssnetd before (issue 15): now a per-file error naming the reason.
+BAD_BINARY = {
+    "zero.npz": (lambda: b"", "empty file (0 bytes)"),
+    "header.npz": (_damaged_header, "array 'mixtures': damaged (TokenError"),
+    "text.npz": (
+        lambda: _npz_bytes(mixtures=np.full((2, 128), "a"), axis=AXIS128),
+        "array 'mixtures': dtype <U1 is not a number type",
+    ),
+    "complex.npz": (
+        lambda: _npz_bytes(mixtures=np.ones((2, 128), np.complex64), axis=AXIS128),
+        "array 'mixtures': complex values (dtype complex64)",
+    ),
+    "objects.npz": (
+        lambda: _npz_bytes(mixtures=np.array([[None] * 128] * 2), axis=AXIS128),
+        "pickled data is never loaded",
+    ),
+    "truncated.npz": (
+        lambda: _npz_bytes(mixtures=np.ones((2, 128), np.float32), axis=AXIS128)[:-300],
+        "not a readable .npz",
+    ),
+    "big.npz": (
+        lambda: _npz_bytes(mixtures=np.zeros((2000, 128), np.float32), axis=AXIS128),
+        "over the per-file limit of 1 MB",
+    ),
+    "big.csv": (lambda: b"200,1\n" * 200_000, "1.2 MB, over the per-file limit of 1 MB"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_BINARY))
+def test_each_bad_binary_file_is_one_named_per_file_error(tmp_path: Path, name: str) -> None:
+    make, reason = BAD_BINARY[name]
+    _write_csv(tmp_path / "a_good.csv", _axis())
+    (tmp_path / name).write_bytes(make())
+    _write_npz(tmp_path / "z_good.npz", rows=2)
+    driver = _driver(tmp_path, max_file_mb=1.0)
+    with capture_logs() as logs, warnings.catch_warnings():
+        warnings.simplefilter("error")  # no raw numpy warning may reach the log either
+        spectra = list(driver.stream())
+    names = [Path(s.source).name for s in spectra]
+    assert names == ["a_good.csv", "z_good.npz[0]", "z_good.npz[1]"]
+    health = driver.health()
+    assert health["bad_files"] == 1 and health["state"] == "finished"
+    assert reason in health["last_error"]
+    recent = [{"file": str(tmp_path / name), "error": health["last_error"]}]
+    assert health["recent_errors"] == recent
+    skipped = [e for e in logs if e["event"] == "replay_skipped"]
+    assert [e["file"] for e in skipped] == [str(tmp_path / name)]
+
+
+def test_looped_replay_reports_an_unchanged_bad_file_once(tmp_path: Path) -> None:
+    _write_csv(tmp_path / "a.csv", _axis())
+    (tmp_path / "b.npz").write_bytes(b"")
+    _write_npz(tmp_path / "c.npz", rows=3, nan_row=1)  # one bad row in a good file
+    driver = _driver(tmp_path, loop=True)
+    names: list[str] = []
+    with capture_logs() as logs:
+        for spectrum in driver.stream():
+            names.append(Path(spectrum.source).name)
+            if len(names) == 3 * 4:  # four passes of three good spectra
+                # A bad file that changes is read again: here it is now good, and played.
+                _write_npz(tmp_path / "b.npz", rows=1)
+            if len(names) == 3 * 4 + 4 * 2:
+                driver.stop()
+    skipped = [e["file"] for e in logs if e["event"] == "replay_skipped"]
+    assert sorted(skipped) == [str(tmp_path / "b.npz"), str(tmp_path / "c.npz")]
+    health = driver.health()
+    assert health["bad_files"] == 1 and health["bad_spectra"] == 1
+    assert names[:3] * 4 == names[:12] == ["a.csv", "c.npz[0]", "c.npz[2]"] * 4
+    assert names[12:] == ["a.csv", "b.npz[0]", "c.npz[0]", "c.npz[2]"] * 2
