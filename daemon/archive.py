@@ -1,5 +1,6 @@
-"""The daemon's archive writer: every accepted spectrum and its result, appended to
-crash-safe files in the state directory before it is published.
+"""The daemon's archive writer: every accepted spectrum (when accepted, before any
+processing) and its result (before it is published), appended to crash-safe files in the
+state directory; :mod:`rssnet.daemon.recovery` reads them back after a crash.
 
 Format and reader: :mod:`rssnet.archive` (re-exported here).  Each daemon start opens a
 new file, so a file torn by a crash is never appended to again.  A file is closed and the
@@ -15,8 +16,9 @@ the kernel); ``fsync_interval_s`` bounds what a power loss can take.
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,9 +61,21 @@ def archive_files(folder: str | Path) -> list[Path]:
 
 
 class ArchiveWriter:
-    """Appends records to rotating files; used from one thread (the pipeline's)."""
+    """Appends records to rotating files.  Thread-safe: the driver thread writes accepted
+    spectra while the pipeline thread writes results.
 
-    def __init__(self, config: ArchiveConfig, instrument: str, session: str) -> None:
+    ``preserve``: files the pruning must keep whatever ``max_files`` says (they hold spectra
+    accepted by an earlier run and not yet published).
+    """
+
+    def __init__(
+        self,
+        config: ArchiveConfig,
+        instrument: str,
+        session: str,
+        *,
+        preserve: Collection[Path] = (),
+    ) -> None:
         if config.dir is None:
             raise ValueError("ArchiveWriter needs archive.dir")
         self.config = config
@@ -78,6 +92,8 @@ class ArchiveWriter:
         self._file_opened = 0.0
         self._last_sync = 0.0
         self._index = 0
+        self._preserve = {Path(p) for p in preserve}
+        self._lock = threading.Lock()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -101,17 +117,18 @@ class ArchiveWriter:
         Raises :class:`ArchiveError` when the disk refuses it (full, read-only).
         """
         record = encode_record(kind, header, arrays, raw)
-        now = time.monotonic()
-        if self._file_bytes > len(MAGIC) and (
-            self._file_bytes + len(record) > self.config.max_file_mb * 1e6
-            or now - self._file_opened >= self.config.max_file_s
-        ):
-            self._rotate()
-        self._write(record)
-        self.records += 1
-        self.bytes += len(record)
-        if now - self._last_sync >= self.config.fsync_interval_s:
-            self._sync(now)
+        with self._lock:
+            now = time.monotonic()
+            if self._file_bytes > len(MAGIC) and (
+                self._file_bytes + len(record) > self.config.max_file_mb * 1e6
+                or now - self._file_opened >= self.config.max_file_s
+            ):
+                self._rotate()
+            self._write(record)
+            self.records += 1
+            self.bytes += len(record)
+            if now - self._last_sync >= self.config.fsync_interval_s:
+                self._sync(now)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -125,6 +142,10 @@ class ArchiveWriter:
 
     def close(self) -> None:
         """fsync and close; idempotent."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             try:
@@ -175,7 +196,7 @@ class ArchiveWriter:
         log.info("archive_file_opened", file=str(path))
 
     def _rotate(self) -> None:
-        self.close()
+        self._close()
         self.rotations += 1
         self._open_next()
 
@@ -183,7 +204,7 @@ class ArchiveWriter:
         files = archive_files(self.folder)
         excess = len(files) - self.config.max_files
         for old in files[: max(0, excess)]:
-            if old == self._path:
+            if old == self._path or old in self._preserve:
                 continue
             try:
                 old.unlink()

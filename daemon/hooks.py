@@ -1,7 +1,8 @@
 """What the pipeline tells the operations layer (archive, watchdog, control, metrics).
 
-The pipeline calls these from its processing thread; the base class does nothing, so a
-pipeline without operations (tests, ``rssnet demo``) pays nothing.
+The pipeline calls these from its processing thread (``on_accepted`` and ``on_discarded``
+from its driver thread); the base class does nothing, so a pipeline without operations
+(tests, ``rssnet demo``) pays nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,19 @@ class PipelineHooks:
 
     def on_loop(self) -> None:
         """The processing loop made a pass (a batch, or an idle wait that timed out)."""
+
+    def recovered(self) -> list[RawSpectrum]:
+        """Spectra an earlier run accepted and never published, to process first (each
+        with ``meta["recovered"]``, the session that accepted it)."""
+        return []
+
+    def on_accepted(self, raw: RawSpectrum) -> None:
+        """``raw`` is accepted (driver thread, before it is queued): archive it now, so a
+        crash from here on cannot lose it."""
+
+    def on_discarded(self, raw: RawSpectrum) -> None:
+        """An accepted spectrum was discarded unprocessed (``overflow = "drop_oldest"``;
+        driver thread)."""
 
     def on_result(
         self, raw: RawSpectrum, header: Mapping[str, Any], arrays: Mapping[str, npt.ArrayLike]

@@ -6,7 +6,8 @@ of truth, nothing to keep in step); histograms are fed as batches and messages g
 
 Exported:
 
-- ``rssnet_spectra_acquired_total``, ``rssnet_results_published_total``,
+- ``rssnet_spectra_acquired_total``, ``rssnet_spectra_recovered_total``,
+  ``rssnet_results_published_total``,
   ``rssnet_results_failed_total``, ``rssnet_results_dropped_total``,
   ``rssnet_archive_records_total`` (counters)
 - ``rssnet_queue_depth`` (gauge)
@@ -28,6 +29,7 @@ log = structlog.get_logger(__name__)
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _COUNTERS = {
     "acquired": ("rssnet_spectra_acquired", "spectra accepted from the driver"),
+    "recovered": ("rssnet_spectra_recovered", "spectra an earlier run accepted, recovered"),
     "published": ("rssnet_results_published", "results handed to the PUB socket"),
     "failed": ("rssnet_results_failed", "published results with status error"),
     "dropped": ("rssnet_results_dropped", "results dropped at a full subscriber queue"),

@@ -1,10 +1,11 @@
 """The operations layer around the pipeline: archive, sd_notify and watchdog, control
 socket, metrics and CURVE, started and stopped together by ``rssnetd``.
 
-Threads: the pipeline thread calls the :class:`PipelineHooks` methods (archive writes
-happen there, before each publish); the control thread reads snapshots the pipeline
-thread left behind (a reference assignment is atomic); the watchdog thread reads the
-heartbeat.  No ZeroMQ socket is shared between threads.
+Threads: the pipeline thread calls the :class:`PipelineHooks` methods (result records are
+written there, before each publish), the driver thread ``on_accepted``/``on_discarded``
+(write-ahead records; the archive writer is thread-safe); the control thread reads
+snapshots the pipeline thread left behind (a reference assignment is atomic); the watchdog
+thread reads the heartbeat.  No ZeroMQ socket is shared between threads.
 """
 
 from __future__ import annotations
@@ -19,10 +20,21 @@ import structlog
 
 from rssnet.config.load import config_to_dict
 from rssnet.config.schema import Config
-from rssnet.daemon.archive import ArchiveError, ArchiveWriter
+from rssnet.daemon.archive import ArchiveError, ArchiveWriter, archive_files
 from rssnet.daemon.control import ControlServer, LatestResult, redact
 from rssnet.daemon.hooks import PipelineHooks
 from rssnet.daemon.notify import Heartbeat, Notifier, Watchdog, watchdog_interval
+from rssnet.daemon.recovery import (
+    ACCEPTED,
+    DROPPED,
+    END,
+    META_ACCEPT,
+    META_RECOVERED,
+    RESULT,
+    Recovery,
+    accepted_record,
+    find_unpublished,
+)
 from rssnet.daemon.security import Curve, warn_if_exposed
 from rssnet.types import RawSpectrum
 from rssnet.wire import topic_for
@@ -63,6 +75,7 @@ class Operations(PipelineHooks):
         self.control: ControlServer | None = None
         self.metrics: Metrics | None = None
         self.archive_errors = 0
+        self.recovery = Recovery()
         self._pipeline: Pipeline | None = None
         self._status: Mapping[str, Any] = {"state": "starting"}
         # The publisher's record of the frames it last sent per topic (read-only here).
@@ -76,7 +89,14 @@ class Operations(PipelineHooks):
         bind) or MetricsUnavailable; the caller exits 69 (EX_UNAVAILABLE)."""
         cfg = self.config
         if cfg.archive.dir is not None:
-            self.archive = ArchiveWriter(cfg.archive, cfg.instrument.name, self.session)
+            # Scanned before the writer opens a file (and prunes old ones): the files that
+            # hold pending spectra are kept until those are published.
+            with self.notifier.extending("recovering unpublished spectra from the archive"):
+                self.recovery = find_unpublished(archive_files(cfg.archive.dir))
+            self._log_recovery()
+            self.archive = ArchiveWriter(
+                cfg.archive, cfg.instrument.name, self.session, preserve=self.recovery.files
+            )
         if cfg.control.endpoint is not None:
             options = self.curve.server_options() if self.curve is not None else None
             self.control = ControlServer(
@@ -121,9 +141,73 @@ class Operations(PipelineHooks):
         if self.metrics is not None:
             self.metrics.close()
         if self.archive is not None:
+            self._archive_end()
             self.archive.close()
         if self.curve is not None:
             self.curve.stop()
+
+    def _log_recovery(self) -> None:
+        found = self.recovery
+        event = "recovering_unpublished" if found.spectra else "recovery_scan"
+        sessions = sorted({str(raw.meta[META_RECOVERED]) for raw in found.spectra})
+        log.info(
+            event,
+            spectra=len(found.spectra),
+            sessions=sessions,
+            scanned_files=found.scanned_files,
+            scanned_mb=round(found.scanned_bytes / 1e6, 3),
+            seconds=round(found.seconds, 3),
+        )
+
+    def _archive_end(self) -> None:
+        """Mark a run that published everything it accepted and recovered: the next start's
+        recovery scan stops at this file (nothing before it can be pending)."""
+        pipeline = self._pipeline
+        if pipeline is None or pipeline.state != "stopped":
+            return
+        c = pipeline.counters
+        handled = c.published + c.dropped + c.overflow_dropped
+        clean = c.recovered == len(self.recovery.spectra) and handled == c.acquired + c.recovered
+        header = {"v": 1, "session": self.session, "clean": clean, **asdict(c)}
+        self._append(END, header, {}, {})
+        if not clean:  # the pending ones are recovered by the next start
+            log.warning("stopped_with_unpublished", **asdict(c), pending=len(self.recovery.spectra))
+
+    def _append(
+        self,
+        kind: str,
+        header: Mapping[str, Any],
+        arrays: Mapping[str, npt.ArrayLike],
+        raw: Mapping[str, npt.ArrayLike],
+    ) -> None:
+        if self.archive is None:
+            return
+        try:
+            self.archive.append(kind, header, arrays, raw)
+        except ArchiveError as err:
+            # Publishing goes on: the stream is worth more than stopping on a full disk.
+            self.archive_errors += 1
+            if self.archive_errors == 1 or self.archive_errors % 1000 == 0:
+                log.error("archive_write_failed", error=str(err), count=self.archive_errors)
+
+    # -- hooks (driver thread) -----------------------------------------------------
+    def recovered(self) -> list[RawSpectrum]:
+        return self.recovery.spectra
+
+    def on_accepted(self, raw: RawSpectrum) -> None:
+        if self.archive is None:
+            return
+        header = accepted_record(raw, self.session, self.config.instrument.name)
+        spectrum = {"axis": raw.axis, "intensity": raw.intensity}
+        if raw.dark is not None:
+            spectrum["dark"] = raw.dark
+        self._append(ACCEPTED, header, {}, spectrum)
+
+    def on_discarded(self, raw: RawSpectrum) -> None:
+        header = {"v": 1, "session": self.session, META_ACCEPT: raw.meta.get(META_ACCEPT)}
+        if META_RECOVERED in raw.meta:
+            header[META_RECOVERED] = raw.meta[META_RECOVERED]
+        self._append(DROPPED, header, {}, {})
 
     # -- hooks (pipeline thread) ---------------------------------------------------
     def on_loop(self) -> None:
@@ -142,15 +226,11 @@ class Operations(PipelineHooks):
             "seq": self._seq,
             "instrument": self.config.instrument.name,
             "t_arch_ns": time.time_ns(),
+            # With ``recovered`` (in the header), the key of the accepted record it answers;
+            # the raw spectrum is in that record, written when it was accepted.
+            META_ACCEPT: raw.meta.get(META_ACCEPT),
         }
-        try:
-            raw_arrays = {"axis": raw.axis, "intensity": raw.intensity}
-            self.archive.append("result", record, arrays, raw_arrays)
-        except ArchiveError as err:
-            # Publishing goes on: the stream is worth more than stopping on a full disk.
-            self.archive_errors += 1
-            if self.archive_errors == 1 or self.archive_errors % 1000 == 0:
-                log.error("archive_write_failed", error=str(err), count=self.archive_errors)
+        self._append(RESULT, record, arrays, {})
 
     def on_published(self, header: Mapping[str, Any], sent: bool, seconds: float) -> None:
         self._seq += 1

@@ -1,10 +1,12 @@
 """The running service: driver thread → bounded queue → preprocess → engine → publish.
 
 One thread reads the driver and puts each spectrum into a bounded queue: a spectrum is
-*accepted* once it is in the queue, and every accepted spectrum is published exactly once,
-as ``ok`` or as ``error`` with the reason.  The calling thread takes spectra off the queue
-in batches, runs the engine, fits abundances and publishes; it alone touches the publisher
-(ZeroMQ sockets are not thread-safe), status messages included.
+*accepted* once the hooks archived it (write-ahead, before any processing) and it is in the
+queue, and every accepted spectrum is published exactly once, as ``ok`` or as ``error``
+with the reason; after a crash, in the next run (``recovered``, processed first).  The
+calling thread takes spectra off the queue in batches, runs the engine, fits abundances and
+publishes; it alone touches the publisher (ZeroMQ sockets are not thread-safe), status
+messages included.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,9 +37,11 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class Counters:
-    """Result counters; at the end ``acquired == published + dropped + overflow_dropped``."""
+    """Result counters; at the end
+    ``acquired + recovered == published + dropped + overflow_dropped``."""
 
-    acquired: int = 0  # accepted into the queue
+    acquired: int = 0  # accepted into the queue (and archived first, when archiving)
+    recovered: int = 0  # accepted by an earlier run, never published: queued first here
     published: int = 0  # results handed to the socket (ok and error)
     failed: int = 0  # published results with status "error"
     dropped: int = 0  # results the publisher had to drop (subscriber queue full)
@@ -141,7 +145,15 @@ class Pipeline:
     # -- acquisition thread --------------------------------------------------------
     def _acquire(self) -> None:
         try:
+            for raw in self.hooks.recovered():
+                if self._stopping.is_set():
+                    break  # the rest stay pending in the archive for the next start
+                self.counters.recovered += 1
+                self._queue.put(raw)
             for raw in self.driver.stream():
+                # The acceptance number keys the archive's write-ahead record to the result.
+                raw = replace(raw, meta={**raw.meta, "accept": self.counters.acquired})
+                self.hooks.on_accepted(raw)  # archived before anything can lose it
                 # Counted before the put so a status never shows published > acquired.
                 self.counters.acquired += 1
                 # Blocks while the queue is full (overflow "block"): back-pressure.
@@ -155,6 +167,7 @@ class Pipeline:
     def _overflow_drop(self, raw: RawSpectrum) -> None:
         # Runs on the driver thread, the only writer of this counter.
         self.counters.overflow_dropped += 1
+        self.hooks.on_discarded(raw)  # handled, so not recovered after a crash
         if self.counters.overflow_dropped % 100 == 1:
             log.warning(
                 "queue_full_dropped_oldest", source=raw.source, total=self.counters.overflow_dropped
@@ -246,6 +259,8 @@ class Pipeline:
             "backend": self.backend.name,
             **extra,
         }
+        if "recovered" in raw.meta:  # accepted by the earlier run with this session id
+            header["recovered"] = raw.meta["recovered"]
         # Archived before the send: kept even if no one listens or the send drops it.
         self.hooks.on_result(raw, header, arrays)
         started = time.perf_counter()

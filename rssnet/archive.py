@@ -210,7 +210,10 @@ def read_archive(path: str | Path) -> Iterator[ArchiveRecord]:
 def archive_spectra(path: str | Path) -> tuple[list[SpectrumRecord], ScanReport]:
     """The raw (as acquired) spectra of an archive file, for replay, and the scan report.
 
-    Records without a raw spectrum (status records) are left out.
+    Records without a raw spectrum are left out: results written since the write-ahead log
+    (their spectrum is in the ``accepted`` record written when it was accepted), ``end`` and
+    ``dropped`` records.  So each accepted spectrum is played once; in older archives from
+    its ``result`` record, which then carried it.
     """
     records, report = scan_archive(path)
     spectra = []
