@@ -109,11 +109,18 @@ class EngineConfig(_Section):
     max_batch: int = Field(default=8, ge=1, le=1024)
     # How long the engine waits for a batch to fill before running a partial one.
     max_wait_ms: float = Field(default=20.0, ge=0.0, le=10_000.0)
-    # Accepted spectra waiting for the engine; the driver blocks when it is full.
-    queue_size: int = Field(default=256, ge=1, le=1_000_000)
+    # Accepted spectra waiting for the engine; the driver blocks when it is full.  32: a
+    # full queue drains in ~10 s on a loaded 2-core CPU with the shipped model (~4 spectra/s),
+    # well inside drain_timeout_s (256 took 67 s; docs/operations.md, "Stopping").
+    queue_size: int = Field(default=32, ge=1, le=1_000_000)
     # When the queue is full: "block" the driver (nothing accepted is lost; the default) or
     # "drop_oldest" (counted as overflow_dropped; never archived, so only for live displays).
     overflow: Literal["block", "drop_oldest"] = "block"
+    # After SIGTERM the daemon exits within this many seconds: it publishes what it accepted
+    # until then and leaves the rest in the archive for the next start (counted as
+    # "deferred").  Kept below the unit's TimeoutStopSec (60 s, systemd/rssnetd@.service;
+    # tests/systemd/test_units.py checks they agree), or systemd SIGKILLs the drain.
+    drain_timeout_s: float = Field(default=30.0, gt=0.0, le=3600.0)
 
     @field_validator("backend")
     @classmethod
@@ -124,6 +131,39 @@ class EngineConfig(_Section):
         if len(set(value)) != len(value):
             raise ValueError(f"backend listed twice in {value!r}")
         return value
+
+
+class StreamConfig(_Section):
+    """``[stream]``: run-level refinement (CONTRACTS §5, rssnet.engine.stream).
+
+    Consecutive spectra of one run are factorized together; each result is refined from
+    the run's recent spectra when the window can be trusted, else the network's own answer.
+    """
+
+    enabled: bool = False
+    # Spectra of the current run kept for the factorization (memory: window × L × 4 bytes
+    # per instrument, plus the network's answers).  32 costs ~5 ms per spectrum on one core.
+    window: int = Field(default=32, ge=2, le=1024)
+    # Spectra in the window before a refined answer may replace the network's.
+    min_spectra: int = Field(default=3, ge=2)
+    # Trust: the refined components' predicted SNR (from the window's noise and the spread
+    # of its abundances) must reach this; calibrated on validation runs (docs/stream.md).
+    min_snr_db: float = Field(default=20.0)
+    # Change of sample: the new spectrum's misfit to the run's components, per point and in
+    # units of its own noise, above this many times the run's typical misfit.
+    change_factor: float = Field(default=6.0, gt=1.0)
+    # A young window spans the run badly: the limit is change_factor × (1 + this / n²).
+    change_warmup: float = Field(default=40.0, ge=0.0)
+    # Factorization sweeps per spectrum (warm-started from the previous spectrum's answer).
+    iterations: int = Field(default=30, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _window_holds_min(self) -> StreamConfig:
+        if self.min_spectra > self.window:
+            raise ValueError(
+                f"min_spectra ({self.min_spectra}) must not exceed window ({self.window})"
+            )
+        return self
 
 
 class PublishConfig(_Section):
@@ -225,6 +265,7 @@ class Config(_Section):
         default_factory=lambda: PreprocessConfig.model_validate({})
     )
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
