@@ -52,12 +52,14 @@ class SpectrumRecord:
 
 @dataclass(frozen=True, slots=True)
 class EvalSet:
-    """A CONTRACTS §3 data set: mixtures (M, L), sources (M, C, L), axis (L,)."""
+    """A CONTRACTS §3 data set: mixtures (M, L), sources (M, C, L), axis (L,), optional
+    names (M, C) and stream (M,) int: rows that share a value are one run, consecutive."""
 
     mixtures: FloatArray
     sources: FloatArray
     axis: FloatArray
     names: np.ndarray | None = None
+    stream: np.ndarray | None = None
 
 
 def _check_axis(
@@ -202,10 +204,11 @@ def read_eval_set(
 ) -> EvalSet:
     """Load and validate a CONTRACTS §3 ``.npz`` set (no pickle; at most ``max_mb`` of
     decoded arrays, MB = 10⁶ bytes, when given).  ``with_sources=False`` skips ``sources``
-    and ``names`` (replay needs only the mixtures).  Raises :class:`SpectrumFormatError`
-    naming the file and why."""
+    and ``names`` and ``stream`` (replay needs only the mixtures).  Raises
+    :class:`SpectrumFormatError` naming the file and why (also for a ``stream`` that is not
+    (M,) integers or whose runs are not consecutive)."""
     p = Path(path)
-    optional = ("sources", "names") if with_sources else ()
+    optional = ("sources", "names", "stream") if with_sources else ()
     arrays = load_npz(p, ("mixtures", "axis"), optional, max_mb=max_mb, text=("names",))
     # Real numbers only (checked by load_npz), so the cast cannot drop an imaginary part;
     # an overflow to inf is reported by the callers' finiteness checks, not as a warning.
@@ -224,7 +227,30 @@ def read_eval_set(
         )
     if sources.ndim != 3 or sources.shape[0] != mix.shape[0] or sources.shape[2] != mix.shape[1]:
         raise SpectrumFormatError(f"{p}: sources must be (M, C, L), got {sources.shape}")
-    return EvalSet(mixtures=mix, sources=sources, axis=axis, names=arrays.get("names"))
+    stream = arrays.get("stream")
+    if stream is not None:
+        stream = _check_stream(p, stream, mix.shape[0])
+    names = arrays.get("names")
+    return EvalSet(mixtures=mix, sources=sources, axis=axis, names=names, stream=stream)
+
+
+def _check_stream(p: Path, stream: np.ndarray, m: int) -> np.ndarray:
+    """``stream`` as int64 (M,), its runs consecutive (CONTRACTS §3), or the reason why not."""
+    if stream.shape != (m,) or stream.dtype.kind not in "iu":
+        raise SpectrumFormatError(
+            f"{p}: stream must be (M,) = ({m},) integers, got {stream.shape} {stream.dtype}"
+        )
+    stream = stream.astype(np.int64)
+    seen: set[int] = set()
+    for row in np.flatnonzero(np.diff(stream, prepend=stream[:1] - 1)):  # each run's first row
+        value = int(stream[row])
+        if value in seen:
+            raise SpectrumFormatError(
+                f"{p}: stream value {value} reappears at row {int(row)}; the spectra of one "
+                f"run must be consecutive"
+            )
+        seen.add(value)
+    return stream
 
 
 def load_npz(
@@ -354,6 +380,8 @@ def write_eval_set(path: str | Path, ev: EvalSet) -> None:
     }
     if ev.names is not None:
         arrays["names"] = np.asarray(ev.names, dtype=str)
+    if ev.stream is not None:
+        arrays["stream"] = np.ascontiguousarray(ev.stream, np.int64)
     np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy stub is too narrow
 
 
