@@ -1,4 +1,6 @@
-"""The control socket: a ZeroMQ ROUTER answering ``status``, ``latest`` and ``config``.
+"""The control socket: a ZeroMQ ROUTER answering ``status``, ``latest``, ``config``, ``ping``
+and ``new-run`` (start a new stream-refinement run at the next spectrum: the operator
+changed the sample; ``{"cmd": "new-run", "reason": "batch 42"}`` names why).
 
 Protocol (clients use a REQ or DEALER socket):
 
@@ -30,7 +32,8 @@ from rssnet.errors import PublishError
 
 log = structlog.get_logger(__name__)
 
-COMMANDS = ("status", "latest", "config", "ping")
+COMMANDS = ("status", "latest", "config", "ping", "new-run")
+MAX_REASON = 200  # characters of a new-run reason kept for the log and the header
 MAX_FRAMES = 4  # identity, empty delimiter, request (+1 slack); more is malformed
 
 # The frames of the last result exactly as the PUB socket sent them (topic, header, ...).
@@ -47,11 +50,13 @@ class ControlServer:
         status: Callable[[], Mapping[str, Any]],
         latest: Callable[[], LatestResult | None],
         config: Callable[[], Mapping[str, Any]],
+        new_run: Callable[[str], bool] | None = None,
         max_request_bytes: int = 4096,
         socket_options: Mapping[int, int | bytes] | None = None,
         context: zmq.Context[Any] | None = None,
     ) -> None:
         self._status, self._latest, self._config = status, latest, config
+        self._new_run = new_run
         self.max_request_bytes = max_request_bytes
         self.requests = 0
         self.errors = 0
@@ -121,7 +126,7 @@ class ControlServer:
     def answer(self, body: list[bytes]) -> list[Any]:
         """The reply frames for one request's frames (after the envelope)."""
         try:
-            cmd = self._parse(body)
+            cmd, request = self._parse(body)
         except ValueError as err:
             self.errors += 1
             return [_json({"ok": False, "error": str(err)})]
@@ -131,12 +136,18 @@ class ControlServer:
             return [_json({"ok": True, "cmd": cmd, "data": self._config()})]
         if cmd == "ping":
             return [_json({"ok": True, "cmd": cmd, "data": "pong"})]
+        if cmd == "new-run":
+            reason = str(request.get("reason", "control command"))[:MAX_REASON]
+            if self._new_run is None or not self._new_run(reason):
+                return [_json({"ok": False, "cmd": cmd, "error": "stream refinement is off"})]
+            log.info("control_new_run", reason=reason)
+            return [_json({"ok": True, "cmd": cmd, "data": {"reason": reason}})]
         latest = self._latest()
         if latest is None:
             return [_json({"ok": False, "cmd": cmd, "error": "no result published yet"})]
         return [_json({"ok": True, "cmd": cmd}), *latest]
 
-    def _parse(self, body: list[bytes]) -> str:
+    def _parse(self, body: list[bytes]) -> tuple[str, dict[str, Any]]:
         if len(body) != 1:
             raise ValueError(f"expected one request frame, got {len(body)}")
         (raw,) = body
@@ -150,6 +161,7 @@ class ControlServer:
         except UnicodeDecodeError as err:
             raise ValueError(f"request is not UTF-8 (byte {err.start})") from None
         cmd: Any = text
+        request: dict[str, Any] = {}
         if text.startswith("{"):
             try:
                 request = json.loads(text)
@@ -161,7 +173,7 @@ class ControlServer:
         if cmd not in COMMANDS:
             shown = cmd if isinstance(cmd, str) and len(cmd) <= 40 else type(cmd).__name__
             raise ValueError(f"unknown command {shown!r}; known: {', '.join(COMMANDS)}")
-        return str(cmd)
+        return str(cmd), request
 
 
 def _json(value: Mapping[str, Any]) -> bytes:

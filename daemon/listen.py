@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -47,6 +47,10 @@ def format_result(message: Message | Result, received_ns: int | None = None) -> 
         head += f" (e2e {(received_ns - header['t_acq_ns']) / 1e6:.1f}ms)"
     if header["status"] != "ok":
         return f"{head} ERROR {header.get('error', '')}"
+    head += f" {header.get('method', 'rssnet')}"
+    stream = header.get("stream")
+    if isinstance(stream, Mapping):
+        head += f" run={stream.get('run', '?')} n={stream.get('n', '?')}"
     axis = message.arrays["axis"]
     parts = []
     for k, (share, comp) in enumerate(

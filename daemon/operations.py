@@ -104,6 +104,7 @@ class Operations(PipelineHooks):
                 status=self.status,
                 latest=self.latest,
                 config=lambda: redact(config_to_dict(cfg)),
+                new_run=self._request_new_run,
                 max_request_bytes=cfg.control.max_request_bytes,
                 socket_options=options,
             )
@@ -122,6 +123,11 @@ class Operations(PipelineHooks):
 
     def attach(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
+
+    def _request_new_run(self, reason: str) -> bool:
+        # From the control thread; the pipeline applies it before its next spectrum.
+        pipeline = self._pipeline
+        return pipeline is not None and pipeline.request_new_run(reason)
 
     def ready(self) -> None:
         """Driver open and engine self-tested: READY=1, then the watchdog starts."""

@@ -184,15 +184,17 @@ class StreamRefiner:
         }
 
     # -- per spectrum --------------------------------------------------------------
-    def update(self, mixture: npt.ArrayLike, network: npt.ArrayLike) -> StreamAnswer:
+    def update(
+        self, mixture: npt.ArrayLike, network: npt.ArrayLike, exclude: str = ""
+    ) -> StreamAnswer:
         """The answer for ``mixture`` (L,) given the network's ``network`` (C, L) for it.
 
-        A spectrum that cannot be used (non-finite, all zero, wrong shape) never enters the
-        window; the network answers with the reason.
+        A spectrum that cannot be used (non-finite, all zero, wrong shape, or ``exclude``
+        given, e.g. saturated) never enters the window; the network answers with the reason.
         """
         y = np.asarray(mixture, np.float64)
         net = np.asarray(network, np.float32)
-        problem = self._unusable(y, net)
+        problem = exclude or self._unusable(y, net)
         if problem:
             self.counts["rejected"] += 1
             return self._fallback(net, problem, new_run=False)

@@ -82,6 +82,20 @@ class Result:
         """Daemon latency: publish minus acquisition time."""
         return self.t_pub_ns - self.t_acq_ns
 
+    @property
+    def method(self) -> str:
+        """The stage that answered: ``rssnet`` (the network on this spectrum alone),
+        ``stream`` (run-level refinement) or ``library``; ``rssnet`` for a daemon that
+        predates the key."""
+        return str(self.header.get("method", "rssnet"))
+
+    @property
+    def run(self) -> str | None:
+        """The stream-refinement run id (a new one after a change of sample); None when
+        the daemon runs without stream refinement."""
+        stream = self.header.get("stream")
+        return str(stream["run"]) if isinstance(stream, Mapping) and "run" in stream else None
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Status:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,9 @@ from rssnet.publish import ZmqPublisher
 from rssnet.wire import decode, encode
 
 
-def _result(seq: int, session: str = "s1", status: str = "ok") -> list[bytes]:
+def _result(
+    seq: int, session: str = "s1", status: str = "ok", extra: dict[str, Any] | None = None
+) -> list[bytes]:
     axis = np.linspace(200, 1200, 1001, dtype=np.float32)
     comp0 = np.exp(-(((axis - 465) / 5) ** 2)) + 0.5 * np.exp(-(((axis - 206) / 5) ** 2))
     comp1 = np.exp(-(((axis - 1085) / 5) ** 2)) + 0.3 * np.exp(-(((axis - 712) / 5) ** 2))
@@ -27,6 +30,7 @@ def _result(seq: int, session: str = "s1", status: str = "ok") -> list[bytes]:
     }  # fmt: skip
     if status == "error":
         header["error"] = "engine: boom"
+    header.update(extra or {})
     arrays: dict[str, np.ndarray] = {
         "axis": axis,
         "mixture": comp0 + comp1,
@@ -45,9 +49,15 @@ def test_top_peaks_most_prominent_first() -> None:
 
 def test_result_line() -> None:
     line = format_result(decode(_result(7)))
-    assert line.startswith("lab seq=7 latency=3.5ms | ")
+    assert line.startswith("lab seq=7 latency=3.5ms rssnet | ")  # no method key: the network
     assert "c0  62.5% peaks [465 206]" in line
     assert "c1  37.5% peaks [1085 712]" in line
+
+
+def test_result_line_names_the_stage_and_the_run() -> None:
+    stream = {"run": "a1b2c3-00002", "n": 12, "residual": 0.05}
+    line = format_result(decode(_result(7, extra={"method": "stream", "stream": stream})))
+    assert line.startswith("lab seq=7 latency=3.5ms stream run=a1b2c3-00002 n=12 | ")
 
 
 def test_error_line() -> None:
