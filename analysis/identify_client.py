@@ -16,8 +16,9 @@ reported and skipped.
 library explains the spectrum, so its spectra are named (the hybrid's gate,
 :mod:`rssnet.analysis.hybrid`; on RRUFF mixtures of library substances it names both
 components 69% of the time against 37% from the network's components).  Otherwise
-``network``: the network's components are matched one by one.  ``--hybrid-gate 0`` always
-matches the network's components.
+``network``: the network's components are matched one by one, or ``stream`` when the
+daemon's run-level refinement answered (its components are the refined ones, and ``run``
+names the run).  ``--hybrid-gate 0`` always matches the published components.
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ class IdentifyService:
             raise WireError(f"{message.topic}: non-finite values in mixture or components")
         comps = orient(comps, mixture)
         ident, unmixing = self._matchers(axis)
-        source = "network"
+        # What is matched: the published components, i.e. the run-level refinement's when
+        # the daemon's stream stage answered ("stream"), else the network's.
+        source = "stream" if message.header.get("method") == "stream" else "network"
         if self.gate > 0:
             # Only the gate: per-component refinement is an evaluation option.
             from_library, lib_comps = library_answer(
@@ -124,6 +127,7 @@ class IdentifyService:
             "result_session": str(head["session"]),
             "library": self.library.path,
             "source": source,
+            "run": (head.get("stream") or {}).get("run"),
             "components": [
                 {
                     "name": it.name,

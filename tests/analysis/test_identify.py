@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -169,10 +170,12 @@ def test_identify_client_live(tmp_path: Path) -> None:
         ctx.term()
 
 
-def _result_message(mix: np.ndarray, comps: np.ndarray) -> Message:
+def _result_message(
+    mix: np.ndarray, comps: np.ndarray, extra: dict[str, Any] | None = None
+) -> Message:
     head = {
         "v": 1, "session": "s", "seq": 0, "instrument": "lab", "t_acq_ns": 0, "t_pub_ns": 0,
-        "status": "ok", "model": {"name": "m", "sha256": "0"},
+        "status": "ok", "model": {"name": "m", "sha256": "0"}, **(extra or {}),
     }  # fmt: skip
     arrays = {"axis": AXIS, "mixture": mix, "components": comps, "abundances": np.ones(2)}
     return decode([bytes(f) for f in encode("rssnet.lab.result", head, arrays)])
@@ -202,3 +205,16 @@ def test_identify_service_gate_source(tmp_path: Path) -> None:
 def test_identify_cli_bad_library(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--library", str(tmp_path / "missing"), "--publish", "none"]) == 1
     assert "library not found" in capsys.readouterr().err
+
+
+def test_identify_names_the_stream_stages_components(tmp_path: Path) -> None:
+    """A result refined by the daemon's stream stage is identified as such, with its run."""
+    only_first = LibraryCache(write_library(tmp_path / "first", LIB[:, :20]))
+    mix, src, _ = two_mixes(LIB[:, 20:], 2, snr_db=25, seed=5)
+    stream = {"run": "ab12cd-00003", "n": 20, "residual": 0.04}
+    service = IdentifyService(only_first)
+    head = {"method": "stream", "stream": stream}
+    refined = service.handle(_result_message(mix[0], src[0], head))
+    plain = service.handle(_result_message(mix[1], src[1], {"method": "rssnet"}))
+    assert (refined.header["source"], refined.header["run"]) == ("stream", "ab12cd-00003")
+    assert (plain.header["source"], plain.header["run"]) == ("network", None)
