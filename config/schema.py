@@ -141,21 +141,21 @@ class StreamConfig(_Section):
     """
 
     enabled: bool = False
-    # Spectra of the current run kept for the factorization (memory: window × L × 4 bytes
-    # per instrument, plus the network's answers).  32 costs ~5 ms per spectrum on one core.
+    # Spectra of the current run kept for the factorization (memory: window × L × 8 bytes
+    # per instrument, plus C × L for the components).  32 costs ~3–6 ms per spectrum, one core.
     window: int = Field(default=32, ge=2, le=1024)
     # Spectra in the window before a refined answer may replace the network's.
     min_spectra: int = Field(default=3, ge=2)
     # Trust: the refined components' predicted SNR (from the window's noise and the spread
     # of its abundances) must reach this; calibrated on validation runs (docs/stream.md).
-    min_snr_db: float = Field(default=20.0)
+    min_snr_db: float = Field(default=18.0)
     # Change of sample: the new spectrum's misfit to the run's components, per point and in
     # units of its own noise, above this many times the run's typical misfit.
     change_factor: float = Field(default=6.0, gt=1.0)
     # A young window spans the run badly: the limit is change_factor × (1 + this / n²).
     change_warmup: float = Field(default=40.0, ge=0.0)
     # Factorization sweeps per spectrum (warm-started from the previous spectrum's answer).
-    iterations: int = Field(default=30, ge=1, le=1000)
+    iterations: int = Field(default=10, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _window_holds_min(self) -> StreamConfig:
