@@ -93,12 +93,13 @@ class RateLimit:
 _limit: RateLimit | None = None
 
 
-def _flush_at_exit() -> None:
+def flush_suppressed_logs() -> None:
+    """Report what the rate limit still holds back (at exit; also before an ``os._exit``)."""
     if _limit is not None:
         _limit.flush()
 
 
-atexit.register(_flush_at_exit)
+atexit.register(flush_suppressed_logs)
 
 
 def configure_logging(

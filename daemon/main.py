@@ -22,7 +22,8 @@ from rssnet.config.cli import EX_CONFIG, report_config_error
 from rssnet.config.load import load_config
 from rssnet.config.schema import BUILTIN_DRIVERS, Config
 from rssnet.daemon.archive import ArchiveError
-from rssnet.daemon.logging import configure_logging
+from rssnet.daemon.budget import cap_max_batch
+from rssnet.daemon.logging import configure_logging, flush_suppressed_logs
 from rssnet.daemon.operations import Operations
 from rssnet.daemon.pipeline import Pipeline
 from rssnet.daemon.security import publisher_options, start_curve, warn_if_exposed
@@ -102,18 +103,28 @@ def serve(config: Config, source: str) -> int:
     stopper = SignalStopper()
     stopper.start()
     try:
-        return _serve(config, source, stopper)
+        code, engine_running = _serve(config, source, stopper)
     finally:
         stopper.close()
+    if engine_running:
+        # A batch abandoned at the drain limit is still inside the runtime: tearing the
+        # interpreter down under it can abort the process (SIGABRT seen with torch), and
+        # the drain limit is up.  Everything is archived and the sockets are closed.
+        flush_suppressed_logs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
-def _serve(config: Config, source: str, stopper: SignalStopper) -> int:
-    """Bind, load, open, run (the signals already taken by ``stopper``)."""
+def _serve(config: Config, source: str, stopper: SignalStopper) -> tuple[int, bool]:
+    """Bind, load, open, run (the signals already taken by ``stopper``); the exit code, and
+    whether a batch abandoned at the drain limit is still running."""
     try:
         curve = start_curve(config.security)  # before any socket: they need its keys
     except ConfigError as err:
         report_config_error(err, "rssnetd")
-        return EX_CONFIG
+        return EX_CONFIG, False
     # Bind first: a port clash is reported at once, before seconds of model loading.
     try:
         publisher = ZmqPublisher(
@@ -128,7 +139,7 @@ def _serve(config: Config, source: str, stopper: SignalStopper) -> int:
     except PublishError as err:
         if curve is not None:
             curve.stop()
-        return _fail(f"{err}", "publish.endpoint")
+        return _fail(f"{err}", "publish.endpoint"), False
     warn_if_exposed(publisher.endpoint, "publish", curve is not None)
     log.info("bound", endpoint=publisher.endpoint, session=publisher.session)
     # Archive, control socket, metrics, sd_notify/watchdog (docs/operations.md).
@@ -141,9 +152,10 @@ def _serve(config: Config, source: str, stopper: SignalStopper) -> int:
     except (ArchiveError, PublishError, ImportError) as err:
         ops.close()
         publisher.close()
-        return _fail(str(err), type(err).__name__)
+        return _fail(str(err), type(err).__name__), False
     backend: Backend | None = None
     driver: Driver | None = None
+    pipeline: Pipeline | None = None
     try:
         # An engine build (TensorRT) can outlast TimeoutStartSec: keep systemd informed.
         with ops.notifier.extending("loading engine (building if needed)"):
@@ -157,6 +169,12 @@ def _serve(config: Config, source: str, stopper: SignalStopper) -> int:
                 if threads
                 else None,
             )
+        # A batch too large for this backend silences the watchdog and outlasts a stop.
+        backend.max_batch = cap_max_batch(
+            backend,
+            stall_timeout_s=config.systemd.stall_timeout_s,
+            drain_timeout_s=config.engine.drain_timeout_s,
+        )
         driver = make_driver(config, backend)
         driver.open(timeout=10.0)
         pipeline = Pipeline(
@@ -180,12 +198,18 @@ def _serve(config: Config, source: str, stopper: SignalStopper) -> int:
     finally:
         if driver is not None:
             driver.close()
-        if backend is not None:
+        # A batch abandoned at the drain limit may still be running: the process is about
+        # to exit, and freeing the runtime under it (a TensorRT context) could crash it.
+        engine_running = pipeline is not None and pipeline.engine_busy
+        if backend is not None and not engine_running:
             backend.close()
         ops.close()  # after the drain: every accepted result is in the archive
-        publisher.close()  # lingers up to publish.linger_s to deliver what is queued
+        # Lingers up to publish.linger_s to deliver what is queued, cut to what is left of
+        # the drain limit after a stop, less the interpreter's exit (1.0-1.4 s measured).
+        left = pipeline.time_left() if pipeline is not None else config.publish.linger_s
+        publisher.close(linger_s=max(0.0, min(config.publish.linger_s, left - 2.0)))
     log.info("exit", code=code)
-    return code
+    return code, engine_running
 
 
 def _fail(message: str, what: str) -> int:

@@ -4,13 +4,16 @@ One thread reads the driver and puts each spectrum into a bounded queue: a spect
 *accepted* once the hooks archived it (write-ahead, before any processing) and it is in the
 queue, and every accepted spectrum is published exactly once, as ``ok`` or as ``error``
 with the reason; after a crash, in the next run (``recovered``, processed first).  The
-calling thread takes spectra off the queue in batches, runs the engine, fits abundances and
-publishes; it alone touches the publisher (ZeroMQ sockets are not thread-safe), status
-messages included.
+calling thread takes spectra off the queue in batches, hands each batch to the engine's own
+thread (rssnet.engine.worker), fits abundances and publishes; it alone touches the publisher
+(ZeroMQ sockets are not thread-safe), status messages included, and keeps publishing status
+while a batch runs.  A stop is bounded by ``engine.drain_timeout_s`` (rssnet.daemon.budget):
+what is not published by then stays in the write-ahead archive for the next start.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -22,11 +25,14 @@ import numpy.typing as npt
 import structlog
 
 from rssnet.config.schema import Config
+from rssnet.daemon.budget import Backlog, StopClock, log_deferred
 from rssnet.daemon.hooks import PipelineHooks
+from rssnet.daemon.recovery import plain as _plain  # health data as msgpack-safe types
 from rssnet.drivers.base import Driver
 from rssnet.engine.base import Backend
 from rssnet.engine.batcher import MicroBatcher
 from rssnet.engine.postprocess import abundances
+from rssnet.engine.worker import EngineWorker
 from rssnet.errors import SpectrumRejected
 from rssnet.preprocess import Preprocessor
 from rssnet.publish import Publisher
@@ -38,7 +44,7 @@ log = structlog.get_logger(__name__)
 @dataclass
 class Counters:
     """Result counters; at the end
-    ``acquired + recovered == published + dropped + overflow_dropped``."""
+    ``acquired + recovered == published + dropped + overflow_dropped + deferred``."""
 
     acquired: int = 0  # accepted into the queue (and archived first, when archiving)
     recovered: int = 0  # accepted by an earlier run, never published: queued first here
@@ -46,6 +52,9 @@ class Counters:
     failed: int = 0  # published results with status "error"
     dropped: int = 0  # results the publisher had to drop (subscriber queue full)
     overflow_dropped: int = 0  # accepted, then discarded by [engine] overflow = "drop_oldest"
+    # Accepted (or recovered) but not published when the drain limit (engine.drain_timeout_s)
+    # ended a stop: pending in the write-ahead archive, published first by the next start.
+    deferred: int = 0
     batches: int = 0
 
 
@@ -85,12 +94,29 @@ class Pipeline:
         self._model = {"name": backend.info.name, "sha256": backend.info.sha256}
         self._started = time.monotonic()
         self._last_status = (self._started, 0, 0)  # time, acquired, published
+        self._next_status = self._started
+        # Bounded stop, backlog and engine thread: rssnet.daemon.budget, rssnet.engine.worker.
+        self._stop_clock = StopClock(config.engine.drain_timeout_s)
+        self._backlog = Backlog(config.engine.queue_size)
+        self._engine = EngineWorker(self._separate)
+        self._per_spectrum_s: float | None = None  # measured on the batches so far
 
     # -- control -------------------------------------------------------------------
     def stop(self) -> None:
-        """Stop acquiring; what is accepted is still published.  Callable from any thread."""
+        """Stop acquiring; what is accepted is published until ``engine.drain_timeout_s``
+        from now, the rest is left in the archive.  Callable from any thread."""
+        self._stop_clock.start()  # before the event: the loop reads the deadline after it
         self._stopping.set()
         self.driver.stop()
+
+    @property
+    def engine_busy(self) -> bool:
+        """A batch abandoned at the drain limit is still running in the engine's thread."""
+        return self._engine.busy
+
+    def time_left(self) -> float:
+        """Seconds until a stop must be complete (inf when none was asked for)."""
+        return self._stop_clock.left()
 
     def run(self) -> int:
         """Serve until the driver ends or :meth:`stop`; 0 on a clean end, 1 if the driver
@@ -100,22 +126,43 @@ class Pipeline:
         self.state = "running"
         reader = threading.Thread(target=self._acquire, name="rssnet-driver", daemon=True)
         reader.start()
-        next_status = time.monotonic()
         ended = False
         while not ended:
-            self.hooks.on_loop()  # the watchdog's proof of progress
-            now = time.monotonic()
-            if now >= next_status:
-                self._publish_status()
-                next_status = now + self.config.publish.status_interval_s
-            batch, ended = self._next_batch(timeout=max(0.0, next_status - time.monotonic()))
-            if batch:
-                self._process(batch)
-        reader.join()
+            # The watchdog's proof of progress: a pass ends after a batch or an idle wait,
+            # never while the engine runs, so a hung engine still stops the pings.
+            self.hooks.on_loop()
+            self._status_if_due()
+            limit = self._stop_clock.batch_limit(self.backend.max_batch, self._per_spectrum_s)
+            if limit == 0:
+                break  # the drain limit: the rest stays in the archive
+            timeout = min(self._next_status - time.monotonic(), self._stop_clock.processing_left())
+            batch, ended = self._next_batch(timeout=max(0.0, timeout), limit=limit)
+            if batch and not self._process(batch):
+                break  # abandoned at the drain limit
+        self._engine.close()
+        self._defer_rest(reader)
         self.state = "stopped"
         self._publish_status()
         log.info("pipeline_stopped", **asdict(self.counters), driver_error=self.driver_error)
         return 1 if self.driver_error else 0
+
+    def _status_if_due(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_status:
+            self._publish_status()
+            self._next_status = now + self.config.publish.status_interval_s
+
+    def _defer_rest(self, reader: threading.Thread) -> None:
+        """After the loop: what was accepted and not published is counted as deferred."""
+        rest = self._queue.close_and_take()  # also frees a driver thread blocked in put()
+        left = self._stop_clock.left() - self._stop_clock.reserve_s
+        reader.join(timeout=None if left == math.inf else max(0.0, left))
+        if reader.is_alive():  # a driver stuck in its own I/O; it cannot accept any more
+            log.warning("driver_still_running_at_exit")
+        c = self.counters
+        c.deferred = c.acquired + c.recovered - c.published - c.dropped - c.overflow_dropped
+        if c.deferred:
+            log_deferred(c.deferred, len(rest), self.config)
 
     def _wait_for_subscribers(self) -> bool:
         want = self.config.publish.wait_for_subscribers
@@ -156,8 +203,10 @@ class Pipeline:
                 self.hooks.on_accepted(raw)  # archived before anything can lose it
                 # Counted before the put so a status never shows published > acquired.
                 self.counters.acquired += 1
-                # Blocks while the queue is full (overflow "block"): back-pressure.
-                self._queue.put(raw)
+                # Blocks while the queue is full (overflow "block"): back-pressure.  False:
+                # closed at the drain limit; this one stays pending in the archive.
+                if not self._queue.put(raw):
+                    break
         except Exception as err:  # any driver failure ends acquisition, reported below
             self.driver_error = f"{type(err).__name__}: {err}"
             log.error("driver_failed", error=self.driver_error, exc_info=True)
@@ -174,12 +223,15 @@ class Pipeline:
             )
 
     # -- processing ----------------------------------------------------------------
-    def _next_batch(self, timeout: float) -> tuple[list[RawSpectrum], bool]:
-        batch = self._queue.get_batch(timeout=timeout)  # None: closed and drained
+    def _next_batch(
+        self, timeout: float, limit: int | None = None
+    ) -> tuple[list[RawSpectrum], bool]:
+        batch = self._queue.get_batch(timeout=timeout, limit=limit)  # None: closed, drained
         return ([], True) if batch is None else (batch, False)
 
-    def _process(self, batch: list[RawSpectrum]) -> None:
-        """Preprocess, separate and publish ``batch``, results in acquisition order."""
+    def _process(self, batch: list[RawSpectrum]) -> bool:
+        """Preprocess, separate and publish ``batch``, results in acquisition order; False
+        when the drain limit came first (nothing of it published: it stays archived)."""
         self.counters.batches += 1
         mixtures: list[npt.NDArray[np.float32] | None] = []
         errors: list[str] = []
@@ -191,10 +243,17 @@ class Pipeline:
                 mixtures.append(None)
                 errors.append(f"preprocess: {err}")
         ready = [m for m in mixtures if m is not None]
-        started = time.perf_counter()
-        outputs = iter(self._separate(np.stack(ready)) if ready else [])  # each (C, L) or str
+        separated: list[npt.NDArray[np.float32] | str] = []
         if ready:
-            self.hooks.on_batch(len(ready), time.perf_counter() - started)
+            started = time.perf_counter()
+            done = self._run_engine(np.stack(ready))  # B, L
+            if done is None:
+                return False
+            separated = done
+            seconds = time.perf_counter() - started
+            self._per_spectrum_s = seconds / len(ready)
+            self.hooks.on_batch(len(ready), seconds)
+        outputs = iter(separated)  # each (C, L) or the reason it failed
         for raw, mixture, error in zip(batch, mixtures, errors, strict=True):
             if mixture is None:
                 self._publish_error(raw, raw.axis, raw.intensity, error)
@@ -204,6 +263,22 @@ class Pipeline:
                 self._publish_error(raw, self.backend.info.axis, mixture, output)
             else:
                 self._publish_result(raw, mixture, output)
+        return True
+
+    def _run_engine(
+        self, stacked: npt.NDArray[np.float32]
+    ) -> list[npt.NDArray[np.float32] | str] | None:
+        """:meth:`_separate` in the engine's thread; status messages go out meanwhile.
+        None if the drain limit passed first (the batch is abandoned, still running)."""
+        self._engine.submit(stacked)
+        while not self._engine.wait(
+            min(self._next_status - time.monotonic(), self._stop_clock.processing_left())
+        ):
+            if self._stop_clock.processing_left() <= 0:
+                log.warning("batch_abandoned_at_drain_limit", size=stacked.shape[0])
+                return None
+            self._status_if_due()
+        return self._engine.result()
 
     def _separate(self, stacked: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32] | str]:
         """Components (C, L) per row of ``stacked`` (B, L), or the reason a row failed."""
@@ -278,18 +353,25 @@ class Pipeline:
         span = max(now - then, 1e-9)
         c = self.counters
         self._last_status = (now, c.acquired, c.published)
+        rates = {
+            "acquired_hz": round((c.acquired - acquired_then) / span, 3),
+            "published_hz": round((c.published - published_then) / span, 3),
+        }
+        depth = self._queue.qsize()
+        oldest_wait_s = round(self._queue.oldest_wait_s(), 3)
+        behind = self._backlog.judge(depth, oldest_wait_s, rates, self._queue.overflow)
+        if self.state in ("running", "behind", "stopping"):
+            self.state = "stopping" if self._stopping.is_set() else behind
         header: dict[str, Any] = {
             "status": "error" if self.driver_error else "ok",
             "model": self._model,
             "state": self.state,
             "uptime_s": round(now - self._started, 3),
             "counters": asdict(c),
-            "rates": {
-                "acquired_hz": round((c.acquired - acquired_then) / span, 3),
-                "published_hz": round((c.published - published_then) / span, 3),
-            },
+            "rates": rates,
             "queue": {
-                "depth": self._queue.qsize(),
+                "depth": depth,
+                "oldest_wait_s": oldest_wait_s,  # how long the oldest queued spectrum waited
                 "capacity": self._queue.capacity,
                 "overflow": self._queue.overflow,
                 "dropped": self._queue.dropped,
@@ -300,6 +382,7 @@ class Pipeline:
                 "backend": self.backend.name,
                 "max_batch": self.backend.max_batch,
                 "model": self.backend.info.name,
+                "busy_s": round(self._engine.busy_s(), 3),  # the running batch so far
             },
             "publisher": _plain(self.publisher.stats()),
         }
@@ -307,16 +390,3 @@ class Pipeline:
             header["error"] = self.driver_error
         self.publisher.publish("status", header, {})
         self.hooks.on_status(header)
-
-
-def _plain(value: Any) -> Any:
-    """Health data as msgpack-safe plain types (numpy scalars, paths, enums → plain)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool | int | float | str) or value is None:
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)

@@ -65,9 +65,25 @@ class MicroBatcher(Generic[T]):
         with self._lock:
             return len(self._items)
 
+    def oldest_wait_s(self) -> float:
+        """How long the oldest queued item has waited (0.0 when empty)."""
+        with self._lock:
+            return self._clock() - self._items[0][0] if self._items else 0.0
+
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def close_and_take(self) -> list[T]:
+        """Close, and hand back everything still queued, oldest first (a stop that ran out
+        of time: the caller leaves these for the next start)."""
+        with self._lock:
+            self._closed = True
+            items = [item for _, item in self._items]
+            self._items.clear()
+            self._not_empty.notify_all()
+            self._not_full.notify_all()
+            return items
 
     def put(self, item: T, timeout: float | None = None) -> bool:
         """Queue ``item``; False if the batcher is closed or (``block``) ``timeout`` passed
@@ -103,8 +119,8 @@ class MicroBatcher(Generic[T]):
             self._not_empty.notify_all()
             self._not_full.notify_all()
 
-    def get_batch(self, timeout: float | None = None) -> list[T] | None:
-        """Up to ``max_batch`` items in FIFO order.
+    def get_batch(self, timeout: float | None = None, limit: int | None = None) -> list[T] | None:
+        """Up to ``max_batch`` (or ``limit``, if smaller) items in FIFO order.
 
         Waits up to ``timeout`` s for a first item (``[]`` if none came); then until the
         batch is full, the oldest item has waited ``max_delay_us``, or the batcher closed.
@@ -118,12 +134,13 @@ class MicroBatcher(Generic[T]):
                 if remaining is not None and remaining <= 0:
                     return []
                 self._not_empty.wait(remaining)
-            while len(self._items) < self.max_batch and not self._closed:
+            size = self.max_batch if limit is None else max(1, min(limit, self.max_batch))
+            while len(self._items) < size and not self._closed:
                 remaining = self._items[0][0] + self.max_delay_s - self._clock()
                 if remaining <= 0:
                     break
                 self._not_empty.wait(remaining)
-            count = min(self.max_batch, len(self._items))
+            count = min(size, len(self._items))
             batch = [self._items.popleft()[1] for _ in range(count)]
             self._not_full.notify(count)
             return batch

@@ -200,9 +200,11 @@ class ZmqPublisher:
             "disconnects": self._disconnects,
         }
 
-    def close(self) -> None:
+    def close(self, linger_s: float | None = None) -> None:
+        """Release the socket, delivering queued messages for up to ``linger_s`` (default:
+        the ``linger_s`` it was made with)."""
         if not self._closed:
             self._closed = True
             self._socket.disable_monitor()
             self._monitor.close(linger=0)
-            self._socket.close()
+            self._socket.close(linger=None if linger_s is None else int(linger_s * 1000))

@@ -130,7 +130,8 @@ def test_rssnetd_control_status_latest_config(tmp_path: Path, tiny_model: Path) 
             while len(sub.results) < 5:
                 sub.receive()
             status = control.request("status")["data"]
-            assert status["instrument"] == "t1" and status["state"] == "running"
+            # "behind" is running too: 50 Hz may outpace this CPU (the queue then fills).
+            assert status["instrument"] == "t1" and status["state"] in ("running", "behind")
             assert status["session"] == sub.results[0].header["session"]
             assert status["counters"]["acquired"] >= 5
             assert status["archive"]["records"] >= 5 and status["archive"]["errors"] == 0
@@ -158,7 +159,7 @@ def test_rssnetd_control_status_latest_config(tmp_path: Path, tiny_model: Path) 
                 assert head["ok"] or head["error"]
 
             fuzz()  # hypothesis against the real daemon
-            assert control.request("status")["data"]["state"] == "running"
+            assert control.request("status")["data"]["state"] in ("running", "behind")
             assert daemon.process.poll() is None
         finally:
             control.close()

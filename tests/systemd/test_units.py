@@ -45,3 +45,31 @@ def test_unit_has_what_operations_rely_on() -> None:
     # Nothing that hides the GPU.
     for forbidden in ("PrivateDevices=yes", "ProcSubset=pid", "MemoryDenyWriteExecute=yes"):
         assert forbidden not in lines, forbidden
+
+
+def _seconds(value: str) -> float:
+    """A systemd time span as written in the unit ("60s", "1min 30s", "90")."""
+    units = {"min": 60.0, "ms": 0.001, "s": 1.0, "h": 3600.0}
+    total = 0.0
+    for part in value.split():
+        number = part.rstrip("abcdefghijklmnopqrstuvwxyz")
+        total += float(number) * units.get(part[len(number) :] or "s", 1.0)
+    return total
+
+
+def test_drain_limit_fits_inside_the_units_stop_timeout() -> None:
+    # Issue 15: the default queue drained in 67 s, past TimeoutStopSec=60s, and systemd's
+    # SIGKILL lost the rest.  The drain limit bounds the whole stop (linger and exit
+    # included); the margin covers a slow interpreter exit on a loaded machine.
+    import tomllib
+
+    from rssnet.config.schema import EngineConfig
+
+    unit = (REPO / "systemd" / "rssnetd@.service").read_text()
+    key = "TimeoutStopSec="
+    stop = [line.removeprefix(key) for line in unit.splitlines() if line.startswith(key)]
+    assert len(stop) == 1
+    default = EngineConfig().drain_timeout_s
+    assert default + 10.0 <= _seconds(stop[0]), (default, stop[0])
+    example = tomllib.loads((REPO / "config" / "example.toml").read_text())
+    assert example["engine"]["drain_timeout_s"] == default
