@@ -192,3 +192,58 @@ def test_without_heartbeats_a_stalled_subscriber_blocks_everyone(
     stats, seqs, sent = _stalled_and_healthy(heartbeat_s=0, context=context)
     assert stats["dropped"] > 0
     assert len(seqs) == sent - stats["dropped"] < sent  # counted, and seen as gaps
+
+
+_SUBSCRIBER = """
+import sys, zmq
+sub = zmq.Context.instance().socket(zmq.SUB)
+sub.setsockopt(zmq.SUBSCRIBE, b"rssnet.")
+sub.setsockopt(zmq.SUBSCRIBE, b"rssnet.lab.status")
+sub.connect(sys.argv[1])
+sys.stdin.read()  # until the test kills this process
+"""
+
+
+def _until_subscriptions(publisher: ZmqPublisher, count: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while publisher.poll_subscriptions() != count:
+        assert time.monotonic() < deadline, (publisher.stats(), count)
+        publisher.wait_for_subscribers(count + 1, timeout_s=0.05)  # a short poll, not a sleep
+
+
+def test_subscription_count_goes_down_on_unsubscribe_and_disconnect(
+    context: zmq.Context[zmq.Socket[bytes]],
+) -> None:
+    # Issue 15: publisher.subscriptions only ever grew (208 with 2 live connections).
+    import subprocess
+    import sys
+
+    publisher = ZmqPublisher("lab", "tcp://127.0.0.1:0", context=context, linger_s=0)
+    clients = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SUBSCRIBER, publisher.endpoint], stdin=subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    try:
+        _until_subscriptions(publisher, 6)  # two topics each
+        for client in clients[:2]:
+            client.kill()  # a client that dies: its connection drops
+            client.wait()
+        _until_subscriptions(publisher, 2)
+        local = context.socket(zmq.SUB)
+        local.setsockopt(zmq.LINGER, 0)
+        local.setsockopt(zmq.SUBSCRIBE, b"rssnet.lab.")
+        local.connect(publisher.endpoint)
+        _until_subscriptions(publisher, 3)
+        local.setsockopt(zmq.UNSUBSCRIBE, b"rssnet.lab.")
+        _until_subscriptions(publisher, 2)
+        local.close()
+        clients[2].kill()
+        clients[2].wait()
+        _until_subscriptions(publisher, 0)
+    finally:
+        for client in clients:
+            client.kill()
+            client.wait()
+        publisher.close()
