@@ -83,3 +83,21 @@ def plot_examples(
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_position(per_position: dict[str, list[float]], path: Path, method: str) -> None:
+    """Mean SI-SNRi (dB) at each position in the run; the network alone beside the stage."""
+    plt = pyplot()
+    x = per_position["position"]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    ax.plot(x, per_position["si_snri"], "o-", ms=3, label=method)
+    if "network_si_snri" in per_position:
+        ax.plot(x, per_position["network_si_snri"], "s--", ms=3, label="network alone (rssnet)")
+    ax.set_xlabel("position in the run (spectra, 1 = first)")
+    ax.set_ylabel("SI-SNRi (dB, mean over runs and sources)")
+    ax.set_title(f"SI-SNRi against position in the run: {method}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,13 +1,17 @@
 """``rssnet evaluate``: score RSSNet or a library baseline on a CONTRACTS §3 ``.npz`` set.
 
-    rssnet evaluate --data FILE.npz [--model FILE] [--method rssnet|nnls|sunsal|nnomp|hybrid]
+    rssnet evaluate --data FILE.npz [--model FILE]
+                    [--method rssnet|nnls|sunsal|nnomp|hybrid|stream] [--window W]
                     [--library PATH] --json OUT [--plots DIR]
 
 The set is resampled onto the model's axis (zero outside the data's range), every method
 separates each mixture into C components, estimates are paired with the true sources by
 permutation-invariant SI-SNR, and the JSON holds the means over all sources of the paper's
 metrics (``si_snr``, ``si_snri``, ``sid``, ``sad``, ``rmse``), a robustness table by input
-SNR, and, when the set carries ``names`` and a library is given, identification accuracy.
+SNR, ``per_mixture_si_snri`` (each mixture's mean over its sources, input order), and, when
+the set carries ``names`` and a library is given, identification accuracy.  For a set of
+runs (CONTRACTS §3 ``stream`` key) it adds the table by position in the run; ``--method
+stream`` runs the daemon's run-level refinement on it, causal as live (analysis/stream_eval.py).
 """
 
 from __future__ import annotations
@@ -26,24 +30,38 @@ import numpy.typing as npt
 
 from rssnet.analysis import baselines as bl
 from rssnet.analysis import metrics as mt
+from rssnet.analysis import stream_eval
 from rssnet.errors import RssnetError
 
 if TYPE_CHECKING:
+    from rssnet.config.schema import StreamConfig
     from rssnet.training.library import SpectralLibrary
 
 F32 = npt.NDArray[np.float32]
-METHODS = ("rssnet", *bl.METHODS, "hybrid")
+METHODS = ("rssnet", *bl.METHODS, "hybrid", "stream")
 BUCKET_DB = 2.0
 
 
 @dataclass(frozen=True)
 class EvalData:
-    """A set on the evaluation axis: mixtures (M, L), sources (M, C, L), names (M, C)|None."""
+    """A set on the evaluation axis: mixtures (M, L), sources (M, C, L), names (M, C)|None,
+    stream (M,)|None (CONTRACTS §3)."""
 
     mixtures: F32
     sources: F32
     axis: F32
     names: npt.NDArray[np.str_] | None
+    stream: npt.NDArray[np.int64] | None = None
+
+    def head(self, n: int) -> EvalData:
+        """The first ``n`` mixtures."""
+        return EvalData(
+            self.mixtures[:n],
+            self.sources[:n],
+            self.axis,
+            None if self.names is None else self.names[:n],
+            None if self.stream is None else self.stream[:n],
+        )
 
 
 def load_eval_data(path: str | Path, axis: F32) -> EvalData:
@@ -69,7 +87,7 @@ def load_eval_data(path: str | Path, axis: F32) -> EvalData:
         return out.reshape(*rows.shape[:-1], axis.shape[0]).astype(np.float32)
 
     names = None if ev.names is None else np.asarray(ev.names, dtype=str)
-    return EvalData(onto(ev.mixtures), onto(ev.sources), axis, names)
+    return EvalData(onto(ev.mixtures), onto(ev.sources), axis, names, ev.stream)
 
 
 def separate_rssnet(model: Any, mixtures: F32, batch: int = 32, show: bool = True) -> F32:
@@ -171,8 +189,15 @@ def _parser() -> argparse.ArgumentParser:
         help="hybrid answers with the library fit where its residual is at most this times "
         "the network's (default 2.0; 0 turns it off: refinement only)",
     )
+    p.add_argument(
+        "--window",
+        type=int,
+        help="--method stream: spectra in the refinement window (default: [stream] window)",
+    )
     p.add_argument("--json", required=True, help="write the metrics here")
-    p.add_argument("--plots", help="write robustness.png and examples.png here")
+    p.add_argument(
+        "--plots", help="write robustness.png, examples.png (and for runs position.png) here"
+    )
     p.add_argument("--limit", type=int, help="evaluate only the first N mixtures")
     p.add_argument("--batch", type=int, default=32, help="RSSNet inference batch")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -196,24 +221,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from rssnet.model.checkpoint import default_axis, load_checkpoint
 
     show = not args.quiet
-    needs_model = args.method in ("rssnet", "hybrid")
+    needs_model = args.method in ("rssnet", "hybrid", "stream")
+    stream_config = _stream_config(args)
     ckpt = load_checkpoint(args.model) if needs_model or args.model else None
     axis = ckpt.axis if ckpt is not None else default_axis()
     data = load_eval_data(args.data, axis)
-    if args.limit:
-        data = EvalData(
-            data.mixtures[: args.limit],
-            data.sources[: args.limit],
-            axis,
-            None if data.names is None else data.names[: args.limit],
+    if args.method == "stream" and data.stream is None:
+        raise RssnetError(
+            f"{args.data}: --method stream needs the set's 'stream' key (CONTRACTS §3: which "
+            f"run each mixture belongs to); make a set of runs with `rssnet synth --runs N`"
         )
+    if args.limit:
+        data = data.head(args.limit)
     m, c, _ = data.sources.shape
     if needs_model and ckpt is not None and ckpt.config.n_components != c:
         raise RssnetError(f"model separates {ckpt.config.n_components} components, set has {c}")
     library = _load_library(args, axis) if args.library else None
-    if library is None and args.method != "rssnet":
+    if library is None and args.method not in ("rssnet", "stream"):
         raise RssnetError(f"--method {args.method} needs --library")
     doc: dict[str, Any] = {"method": args.method, "data": str(args.data)}
+    network: F32 | None = None  # the network alone's answers, when a later stage replaces them
+    refined: stream_eval.StreamRun | None = None
     t0 = time.perf_counter()
     if args.method in bl.METHODS and library is not None:
         est = separate_library(
@@ -238,8 +266,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             est = hyb.components
             doc["hybrid_library_fraction"] = float(hyb.from_library.mean())
             doc["hybrid_refined_fraction"] = float(hyb.refined.mean())
+        if args.method == "stream" and data.stream is not None and stream_config is not None:
+            network = est
+            refined = stream_eval.refine_runs(data.mixtures, est, data.stream, stream_config, show)
+            est = refined.components
+            doc["stream_config"] = stream_config.model_dump()
     seconds = time.perf_counter() - t0
     scores = mt.separation_scores(est, data.sources, data.mixtures)
+    per_mixture = scores["si_snri"].mean(axis=1)  # M
     snr_in = mt.input_snr_db(data.mixtures, data.sources)
     doc |= {"n": int(m), "n_sources": int(m * c)}
     doc |= {k: float(v.mean()) for k, v in scores.items()}
@@ -250,7 +284,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ms_per_mixture": round(1000 * seconds / max(m, 1), 3),
         "axis": {"lo": float(axis[0]), "hi": float(axis[-1]), "points": int(axis.size)},
         "robustness": robustness(snr_in, {k: v.mean(axis=1) for k, v in scores.items()}),
+        "per_mixture_si_snri": [round(float(x), 4) for x in per_mixture],
     }
+    if data.stream is not None:
+        net_per_mixture = None
+        if network is not None:
+            net_scores = mt.separation_scores(network, data.sources, data.mixtures)
+            net_per_mixture = net_scores["si_snri"].mean(axis=1)
+            doc["network_si_snri"] = float(net_per_mixture.mean())
+        doc |= stream_eval.report(data.stream, data.names, per_mixture, net_per_mixture, refined)
     if library is not None:
         doc["library"] = {
             "path": str(args.library),
@@ -263,11 +305,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             aligned = mt.pit_align(est, data.sources).astype(np.float32)
             doc["identification"] = identification_accuracy(ident, aligned, data.names)
     if args.plots:
-        from rssnet.analysis.eval_plots import plot_examples, plot_robustness
+        from rssnet.analysis.eval_plots import plot_examples, plot_position, plot_robustness
 
         out = Path(args.plots)
         out.mkdir(parents=True, exist_ok=True)
         plot_robustness(doc["robustness"], out / "robustness.png", args.method)
+        if "per_position" in doc:
+            plot_position(doc["per_position"], out / "position.png", args.method)
         # The network's output scale is free: show each estimate at its least-squares gain.
         shown = mt.scale_to_reference(mt.pit_align(est, data.sources), data.sources)
         plot_examples(
@@ -280,6 +324,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             data.names,
         )
     return doc
+
+
+def _stream_config(args: argparse.Namespace) -> StreamConfig | None:
+    """The stage's settings for ``--method stream``: the defaults, ``--window`` applied."""
+    from pydantic import ValidationError
+
+    from rssnet.config.schema import StreamConfig
+
+    if args.method != "stream":
+        if args.window is not None:
+            raise RssnetError(f"--window applies to --method stream, not {args.method!r}")
+        return None
+    try:
+        return StreamConfig.model_validate({} if args.window is None else {"window": args.window})
+    except ValidationError as err:
+        detail = "; ".join(e["msg"] for e in err.errors())
+        raise RssnetError(f"--window {args.window}: {detail}") from err
 
 
 def main(argv: list[str]) -> int:
@@ -297,4 +358,24 @@ def main(argv: list[str]) -> int:
         + "  ".join(f"{k}={doc[k]:.4g}" for k in keys)
         + f"  ({doc['seconds']:.1f} s)\n"
     )
+    if "by_position" in doc:
+        sys.stdout.write(_stream_summary(doc))
     return 0
+
+
+def _stream_summary(doc: dict[str, Any]) -> str:
+    text = stream_eval.format_table(doc["by_position"], "SI-SNRi (dB) by position in the run")
+    if "by_sample_position" in doc:
+        text += stream_eval.format_table(
+            doc["by_sample_position"], "SI-SNRi (dB) by position since the run's last sample change"
+        )
+    if "stream" in doc:
+        st = doc["stream"]
+        text += (
+            f"# stream: {100 * st['refined_fraction']:.1f}% of results refined; "
+            f"network alone {doc['network_si_snri']:.2f} dB; {st['runs_detected']} runs started "
+            f"for {st['runs_in_set']} in the set ({st['changes_detected']} changes detected"
+            + (f", {st['changes_in_set']} in the set" if "changes_in_set" in st else "")
+            + ")\n"
+        )
+    return text
