@@ -12,7 +12,7 @@ import numpy as np
 
 from rssnet.client import Result
 from rssnet.daemon.demo import Truth, make_demo_set
-from rssnet.readers import read_eval_set
+from rssnet.readers import EvalSet, read_eval_set, write_eval_set
 
 
 def test_demo_set_follows_the_evaluation_set_contract(tmp_path: Path) -> None:
@@ -26,6 +26,11 @@ def test_demo_set_follows_the_evaluation_set_contract(tmp_path: Path) -> None:
     assert np.abs(data.mixtures - clean).std() < 0.02  # 1% noise on top of the sources
     assert data.names is not None
     assert data.names.shape == (5, 2)
+    # One run of one pair whose proportions move: what stream refinement separates.
+    assert data.stream is not None and set(data.stream.tolist()) == {0}
+    shapes = data.sources / np.linalg.norm(data.sources, axis=2, keepdims=True)
+    np.testing.assert_allclose(shapes, np.broadcast_to(shapes[:1], shapes.shape), atol=1e-6)
+    assert np.ptp(data.sources[:, 0].max(axis=1)) > 0.1
 
 
 def test_demo_prints_results_and_stops_the_daemon(tmp_path: Path, tiny_model: Path) -> None:
@@ -45,6 +50,8 @@ def test_demo_prints_results_and_stops_the_daemon(tmp_path: Path, tiny_model: Pa
     assert _number(r"acquired=(\d+)", status) == _number(r"published=(\d+)", status) >= 3
     assert lines[-1] == "# rssnetd stopped by SIGTERM, exit 0"
     assert all(re.search(r" \| SI-SNRi [+-]\d+\.\d dB$", line) for line in results)
+    # The demo is one run with stream refinement on: the first answer is the network's.
+    assert " rssnet run=" in results[0] and " n=1 " in results[0]
     assert any(line.startswith("# separation quality: mean SI-SNRi") for line in lines)
 
 
@@ -58,7 +65,19 @@ def _result(source: str, axis: np.ndarray, mixture: np.ndarray, comps: np.ndarra
 
 
 def test_truth_scores_results_against_their_row(tmp_path: Path) -> None:
-    path = make_demo_set(tmp_path / "d.npz", n=4)
+    # Rows 0–1 from one demo run, rows 2–3 from another (other substances).
+    first = read_eval_set(make_demo_set(tmp_path / "a.npz", n=2, seed=0))
+    second = read_eval_set(make_demo_set(tmp_path / "b.npz", n=2, seed=1))
+    path = tmp_path / "d.npz"
+    write_eval_set(
+        path,
+        EvalSet(
+            np.concatenate([first.mixtures, second.mixtures]),
+            np.concatenate([first.sources, second.sources]),
+            first.axis,
+            None,
+        ),
+    )
     data = read_eval_set(path)
     truth = Truth(path)
     # Results come on the model's axis, which need not be the set's: half the points.
@@ -73,7 +92,7 @@ def test_truth_scores_results_against_their_row(tmp_path: Path) -> None:
     none = truth.score(_result(f"{path}[{row}]", axis, mix, np.stack([mix, mix])))
     assert none is not None and abs(none) < 1e-6
     # Another row's components score badly: the row is taken from the source name.
-    wrong = truth.score(_result(f"{path}[{row + 1}]", axis, mix, exact))
+    wrong = truth.score(_result(f"{path}[{row - 1}]", axis, mix, exact))
     assert wrong is not None and wrong < perfect - 20
     # Not a row of the set, or not scorable: None, and not counted.
     assert truth.score(_result("spectrum.csv", axis, mix, exact)) is None
