@@ -168,7 +168,10 @@ def report(
             "fallbacks": run.fallbacks,
         }
         if names is not None:
-            doc["stream"]["changes_in_set"] = int((sample_starts(stream, names)).sum()) - runs
+            changes = sample_starts(stream, names) & ~run_starts(stream)
+            doc["stream"]["changes_in_set"] = int(changes.sum())
+            # Detected on the very spectrum where the sample changed (not later, not spurious).
+            doc["stream"]["changes_detected_on_time"] = int((changes & run.new_run).sum())
     return doc
 
 
@@ -187,6 +190,6 @@ def format_table(rows: list[dict[str, Any]], title: str) -> str:
         if stage:
             line += f" {cell(r['network_si_snri'], 8, '.2f')}"
             frac = r["stream_fraction"]
-            line += f" {cell(None if frac is None else 100 * frac, 6, '.1f')}%"
+            line += f" {'—':>7}" if frac is None else f" {100 * frac:>6.1f}%"
         lines.append(line)
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ from rssnet.readers import EvalSet, read_eval_set, write_eval_set
 from rssnet.training.synth_cli import main as synth
 
 RRUFF_ZIP = SHARED_DATA / "rruff" / "excellent_unoriented.zip"
-RUNS, LENGTH = 3, 5  # few, short runs: the shipped model takes ~0.5 s a spectrum on this CPU
+RUNS, LENGTH = 2, 5  # few, short runs: the shipped model takes ~0.5 s a spectrum on this CPU
 
 
 def _rruff_dir(tmp: Path, count: int = 60) -> Path:
@@ -94,8 +94,10 @@ def test_stream_reports_runs_changes_and_the_plot(
     st = stream_doc["stream"]
     assert st["runs_in_set"] == RUNS and st["changes_in_set"] == RUNS
     assert st["runs_detected"] == RUNS + st["changes_detected"] >= RUNS
+    assert 0 <= st["changes_detected_on_time"] <= min(RUNS, st["changes_detected"])
     assert 0.0 <= st["refined_fraction"] <= 1.0 and sum(st["fallbacks"].values()) > 0
     assert stream_doc["stream_config"]["window"] == 32  # StreamConfig's default
+    assert stream_doc["stream_ms_per_mixture"] > 0
     # Each run starts one sample and changes to another: 2 × RUNS first spectra of a sample.
     assert stream_doc["by_sample_position"][0]["n"] == 2 * RUNS
     png = (run_set.parent / "plots" / "position.png").read_bytes()
