@@ -29,9 +29,9 @@ BATCH_SHARE = 0.25
 # Of the drain limit, this share (within EXIT_RESERVE_MIN_S..MAX_S, at most half) is kept
 # for what follows the last batch: the final status, the archive's end record, closing the
 # engine and sockets, and the interpreter's exit, which alone takes 1.0-1.4 s on this
-# loaded CPU once torch is imported (docs/operations.md).
+# loaded CPU once torch is imported (docs/operations.md); 3 s leaves twice that.
 EXIT_RESERVE_SHARE = 0.2
-EXIT_RESERVE_MIN_S = 2.0
+EXIT_RESERVE_MIN_S = 3.0
 EXIT_RESERVE_MAX_S = 5.0
 
 
