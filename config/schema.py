@@ -149,6 +149,10 @@ class StreamConfig(_Section):
     # Trust: the refined components' predicted SNR (from the window's noise and the spread
     # of its abundances) must reach this; calibrated on validation runs (docs/stream.md).
     min_snr_db: float = Field(default=18.0)
+    # Trust: the window's typical misfit per point, in units of each spectrum's own white
+    # noise, must stay below this (C components explain a run: ~1–2, brown noise included;
+    # a window holding two samples leaves whole bands unexplained).
+    max_misfit: float = Field(default=4.0, gt=0.0)
     # Change of sample: the new spectrum's misfit to the run's components, per point and in
     # units of its own noise, above this many times the run's typical misfit.
     change_factor: float = Field(default=6.0, gt=1.0)

@@ -32,11 +32,12 @@ from rssnet.drivers.base import Driver
 from rssnet.engine.base import Backend
 from rssnet.engine.batcher import MicroBatcher
 from rssnet.engine.postprocess import abundances
+from rssnet.engine.stream import StreamAnswer, StreamRefiner
 from rssnet.engine.worker import EngineWorker
 from rssnet.errors import SpectrumRejected
 from rssnet.preprocess import Preprocessor
 from rssnet.publish import Publisher
-from rssnet.types import RawSpectrum
+from rssnet.types import RawSpectrum, SpectrumFlags
 
 log = structlog.get_logger(__name__)
 
@@ -100,8 +101,23 @@ class Pipeline:
         self._backlog = Backlog(config.engine.queue_size)
         self._engine = EngineWorker(self._separate)
         self._per_spectrum_s: float | None = None  # measured on the batches so far
+        # Run-level refinement between the engine and the publisher (rssnet.engine.stream).
+        self.stream = (
+            StreamRefiner(config.stream, backend.info.n_components, backend.info.length)
+            if config.stream.enabled
+            else None
+        )
+        self._new_run_request: str | None = None  # set by the control thread
 
     # -- control -------------------------------------------------------------------
+    def request_new_run(self, reason: str = "requested") -> bool:
+        """Start a new run at the next spectrum (a sample was changed by hand); callable
+        from any thread.  False when stream refinement is off."""
+        if self.stream is None:
+            return False
+        self._new_run_request = reason  # one reference assignment: safe across threads
+        return True
+
     def stop(self) -> None:
         """Stop acquiring; what is accepted is published until ``engine.drain_timeout_s``
         from now, the rest is left in the archive.  Callable from any thread."""
@@ -294,6 +310,11 @@ class Pipeline:
     def _publish_result(
         self, raw: RawSpectrum, mixture: npt.NDArray[np.float32], comps: npt.NDArray[np.float32]
     ) -> None:
+        extra: dict[str, Any] = {"method": "rssnet"}
+        if self.stream is not None:
+            answer = self._refine(raw, mixture, comps)
+            comps = answer.components
+            extra = {"method": answer.method, "stream": answer.header()}
         try:
             fit = abundances(mixture, comps)
         except SpectrumRejected as err:
@@ -305,7 +326,22 @@ class Pipeline:
             "components": comps,
             "abundances": fit.shares,
         }
-        self._send(raw, {"status": "ok", "residual": fit.residual}, arrays)
+        self._send(raw, {"status": "ok", "residual": fit.residual, **extra}, arrays)
+
+    def _refine(
+        self, raw: RawSpectrum, mixture: npt.NDArray[np.float32], comps: npt.NDArray[np.float32]
+    ) -> StreamAnswer:
+        """The stream stage's answer; a new run is logged with its reason."""
+        if self.stream is None:  # unreachable: only called with the stage on
+            raise RuntimeError("stream refinement is off")
+        requested, self._new_run_request = self._new_run_request, None
+        if requested is not None:
+            self.stream.new_run(f"requested: {requested}")
+        exclude = "saturated: kept out of the window" if raw.flags & SpectrumFlags.SATURATED else ""
+        answer = self.stream.update(mixture, comps, exclude=exclude)
+        if answer.new_run:
+            log.info("stream_new_run", run=answer.run, reason=answer.reason, source=raw.source)
+        return answer
 
     def _publish_error(
         self, raw: RawSpectrum, axis: npt.ArrayLike, mixture: npt.ArrayLike, reason: str
@@ -320,7 +356,8 @@ class Pipeline:
             "components": np.zeros((0, length), np.float32),
             "abundances": np.zeros(0, np.float32),
         }
-        self._send(raw, {"status": "error", "error": reason}, arrays)
+        # No stage produced components; "rssnet" names the stage that was to answer.
+        self._send(raw, {"status": "error", "error": reason, "method": "rssnet"}, arrays)
 
     def _send(
         self, raw: RawSpectrum, extra: Mapping[str, Any], arrays: Mapping[str, npt.ArrayLike]
@@ -385,6 +422,7 @@ class Pipeline:
                 "busy_s": round(self._engine.busy_s(), 3),  # the running batch so far
             },
             "publisher": _plain(self.publisher.stats()),
+            "stream": _plain(self.stream.stats()) if self.stream is not None else None,
         }
         if self.driver_error:
             header["error"] = self.driver_error

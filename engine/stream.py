@@ -203,7 +203,9 @@ class StreamRefiner:
             # A noise-free (synthetic, quantized-flat) spectrum: weight it as 1e-3 of its peak.
             sigma = 1e-3 * float(np.abs(y).max())
         new_run = not self._y
-        if self._y and self._s is not None:
+        # One spectrum is no test: its components are the network's guess, and any other
+        # spectrum of the run (new proportions) misfits them as much as another sample does.
+        if len(self._y) >= 2 and self._s is not None:
             misfit = self._misfit(y / sigma, self._s) / self._typical
             limit = self.change_limit(len(self._y))
             if misfit > limit:
@@ -225,6 +227,14 @@ class StreamRefiner:
         if n < self.config.min_spectra:
             return self._fallback(
                 net, f"warming up ({n} of {self.config.min_spectra} spectra)", new_run, fit
+            )
+        if fit.misfit > self.config.max_misfit:
+            return self._fallback(
+                net,
+                f"window does not fit {self.c} components: misfit {fit.misfit:.3g} "
+                f"> {self.config.max_misfit:g} × noise",
+                new_run,
+                fit,
             )
         if not np.isfinite(fit.snr_db) or fit.snr_db < self.config.min_snr_db:
             return self._fallback(
@@ -297,13 +307,16 @@ class StreamRefiner:
         if not (np.isfinite(norm).all() and (norm > 0).all()):
             # A component vanished (single-substance window): nothing to separate with.
             self._s = self._s  # keep the last good start
-            return _Fit(np.zeros((self.c, self.length)), float("nan"), float("-inf"))
+            return _Fit(np.zeros((self.c, self.length)), float("nan"), float("-inf"), np.inf)
         s /= norm[:, None]
         a *= norm[None, :]
         self._s = s
         fitted = a @ s  # n, L
         per_point = ((yw - fitted) ** 2).mean(axis=1)  # n
         self._typical = max(float(np.median(per_point)), 1.0)
+        # The window must fit as a whole, and so must the spectrum being answered (a few
+        # spectra of another sample hide in the median while they are the newest).
+        misfit = max(float(np.median(per_point)), float(per_point[-1]))
         residual = float(np.linalg.norm((yw - fitted) * sigma[:, None]) / np.linalg.norm(y))
         gram = a.T @ a  # C, C
         try:
@@ -314,7 +327,7 @@ class StreamRefiner:
             snr = 1.0 / (self.length * var)
             snr_db = float(10.0 * np.log10(np.min(snr))) if (var > 0).all() else float("-inf")
         newest = (a[-1] * sigma[-1])[:, None] * s  # C, L in the mixture's units
-        return _Fit(newest, residual, snr_db if np.isfinite(snr_db) else float("-inf"))
+        return _Fit(newest, residual, snr_db if np.isfinite(snr_db) else float("-inf"), misfit)
 
     def _fallback(
         self, net: F32, reason: str, new_run: bool, fit: _Fit | None = None
@@ -338,3 +351,4 @@ class _Fit:
     newest: F64  # C, L: the newest spectrum's refined components, in mixture units
     residual: float
     snr_db: float
+    misfit: float  # per-point misfit (window median or newest, the larger), noise units

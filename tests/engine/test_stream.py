@@ -146,3 +146,18 @@ def test_hals_fits_a_noise_free_window_exactly() -> None:
     s0 /= np.linalg.norm(s0, axis=1, keepdims=True)
     a, s = hals(y, np.full((10, 2), 0.5), s0, 500)
     assert np.linalg.norm(y - a @ s) / np.linalg.norm(y) < 1e-2
+
+
+def test_a_window_holding_two_samples_is_not_trusted() -> None:
+    """With change detection off, the second sample pollutes the window: three substances
+    and more cannot be two components, and the stage says so instead of refining."""
+    rng = np.random.default_rng(9)
+    mix1, src1 = make_run((0, 1), rng.uniform(0, 1, 12), seed=10)
+    mix2, src2 = make_run((2, 3), rng.uniform(0, 1, 8), seed=11)
+    config = StreamConfig(enabled=True, change_factor=1e9)
+    refiner = StreamRefiner(config, 2, AXIS.size)
+    feed(refiner, mix1, src1)
+    answers, _, _ = feed(refiner, mix2, src2)
+    assert refiner.counts["changes"] == 0
+    assert all(a.method == "rssnet" for a in answers[2:]), [a.reason for a in answers]
+    assert any("does not fit 2 components" in a.reason for a in answers)
