@@ -9,6 +9,7 @@ Exported:
 - ``rssnet_spectra_acquired_total``, ``rssnet_spectra_recovered_total``,
   ``rssnet_results_published_total``,
   ``rssnet_results_failed_total``, ``rssnet_results_dropped_total``,
+  ``rssnet_spectra_deferred_total``,
   ``rssnet_archive_records_total`` (counters)
 - ``rssnet_queue_depth`` (gauge)
 - ``rssnet_inference_seconds`` (per batch), ``rssnet_publish_seconds`` (per message),
@@ -33,6 +34,7 @@ _COUNTERS = {
     "published": ("rssnet_results_published", "results handed to the PUB socket"),
     "failed": ("rssnet_results_failed", "published results with status error"),
     "dropped": ("rssnet_results_dropped", "results dropped at a full subscriber queue"),
+    "deferred": ("rssnet_spectra_deferred", "left for the next start at the drain limit"),
     "archived": ("rssnet_archive_records", "records written to the archive"),
 }
 
