@@ -269,7 +269,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.method == "stream" and data.stream is not None and stream_config is not None:
             network = est
             t_stage = time.perf_counter()
-            refined = stream_eval.refine_runs(data.mixtures, est, data.stream, stream_config, show)
+            step = float(np.mean(np.diff(axis)))
+            refined = stream_eval.refine_runs(
+                data.mixtures, est, data.stream, stream_config, show, step_cm=step
+            )
             est = refined.components
             doc["stream_config"] = stream_config.model_dump()
             doc["stream_ms_per_mixture"] = round(1000 * (time.perf_counter() - t_stage) / m, 3)

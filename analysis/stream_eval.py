@@ -42,6 +42,7 @@ def refine_runs(
     stream: npt.NDArray[np.integer],
     config: StreamConfig,
     show: bool = True,
+    step_cm: float | None = None,
 ) -> StreamRun:
     """Feed each run's mixtures (M, L) and the network's components (M, C, L) to a fresh
     :class:`StreamRefiner`, in order; ``stream`` (M,) says which run each row is in."""
@@ -64,7 +65,7 @@ def refine_runs(
         if refiner is None or stream[i] != stream[i - 1]:
             if refiner is not None:
                 fallbacks.update(refiner.fallbacks)
-            refiner = StreamRefiner(config, c, length)
+            refiner = StreamRefiner(config, c, length, step_cm=step_cm)
         answer = refiner.update(mixtures[i], network[i])
         out[i] = answer.components
         refined[i] = answer.method == "stream"

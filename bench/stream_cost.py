@@ -41,7 +41,7 @@ def main() -> None:
         config = StreamConfig(
             enabled=True, window=window, min_spectra=min(3, window), iterations=args.iterations
         )
-        refiner = StreamRefiner(config, 2, axis.size)
+        refiner = StreamRefiner(config, 2, axis.size, step_cm=float(axis[1] - axis[0]))
         times, refined = [], 0
         for i in range(n):
             started = time.perf_counter()

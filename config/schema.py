@@ -158,6 +158,9 @@ class StreamConfig(_Section):
     change_factor: float = Field(default=6.0, gt=1.0)
     # A young window spans the run badly: the limit is change_factor × (1 + this / n²).
     change_warmup: float = Field(default=40.0, ge=0.0)
+    # Width (cm⁻¹) of the cubic Savitzky–Golay filter on refined components; 0: none.
+    # Narrower than a Raman band (FWHM ≳ 5 cm⁻¹ for minerals at room temperature).
+    smooth_cm: float = Field(default=7.0, ge=0.0, le=100.0)
     # Factorization sweeps per spectrum (warm-started from the previous spectrum's answer).
     iterations: int = Field(default=10, ge=1, le=1000)
 

@@ -103,7 +103,12 @@ class Pipeline:
         self._per_spectrum_s: float | None = None  # measured on the batches so far
         # Run-level refinement between the engine and the publisher (rssnet.engine.stream).
         self.stream = (
-            StreamRefiner(config.stream, backend.info.n_components, backend.info.length)
+            StreamRefiner(
+                config.stream,
+                backend.info.n_components,
+                backend.info.length,
+                step_cm=float(np.mean(np.diff(backend.info.axis))),
+            )
             if config.stream.enabled
             else None
         )

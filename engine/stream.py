@@ -22,7 +22,11 @@ factorizes it, ``Y ≈ A S`` with ``A`` (n, C) and ``S`` (C, L) non-negative:
    noise units, so the refined components have a predicted SNR.  It is low exactly when the
    window cannot separate: proportions that barely move (``A``'s columns nearly parallel),
    too few spectra.  Below ``min_snr_db`` the network answers.
-5. **Change of sample.** Before a spectrum joins the window it is fitted on the run's
+5. **Band-preserving smoothing.** The refined shapes are averages whose remaining noise is
+   white, while Raman bands span several cm⁻¹: a cubic Savitzky–Golay filter ``smooth_cm``
+   wide (7 cm⁻¹ by default, narrower than a mineral band's FWHM) takes +1 dB at the 10th
+   spectrum, measured on validation runs.  The network's answers are never filtered.
+6. **Change of sample.** Before a spectrum joins the window it is fitted on the run's
    components; a misfit (per point, in its own noise units) far above the run's typical one
    means another sample: a new run starts with it, and its answer is the network's.
 
@@ -40,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy.signal import savgol_filter
 
 from rssnet.config.schema import StreamConfig
 
@@ -132,6 +137,15 @@ def extreme_rays(a: F64, s: F64) -> tuple[F64, F64]:
     return np.maximum(a @ inv, 0.0), np.maximum(m @ s, 0.0)
 
 
+def smoothing_points(width_cm: float, step_cm: float | None) -> int:
+    """Odd window (points) of a cubic Savitzky–Golay filter ``width_cm`` wide; 0 when it
+    would not smooth (no axis spacing given, or fewer than 5 points)."""
+    if step_cm is None or not step_cm > 0 or width_cm <= 0:
+        return 0
+    points = round(width_cm / step_cm) | 1  # odd
+    return points if points >= 5 else 0
+
+
 def oriented(components: F64, mixture: F64) -> F64:
     """Components flipped to correlate positively with their mixture (the network is
     trained sign-blind; a Raman component is non-negative)."""
@@ -147,10 +161,14 @@ class StreamRefiner:
     ``S`` (C, L).  Not thread-safe: the pipeline thread alone calls it.
     """
 
-    def __init__(self, config: StreamConfig, n_components: int, length: int) -> None:
+    def __init__(
+        self, config: StreamConfig, n_components: int, length: int, step_cm: float | None = None
+    ) -> None:
+        """``step_cm``: the axis spacing in cm⁻¹, for ``smooth_cm`` (None: no smoothing)."""
         if n_components < 1 or length < 8:
             raise ValueError(f"need C ≥ 1 and L ≥ 8, got C={n_components!r}, L={length!r}")
         self.config = config
+        self._smooth = smoothing_points(config.smooth_cm, step_cm)
         self.c = n_components
         self.length = length
         self._prefix = secrets.token_hex(3)
@@ -245,8 +263,11 @@ class StreamRefiner:
                 fit,
             )
         self.counts["refined"] += 1
+        newest = fit.newest
+        if self._smooth:
+            newest = savgol_filter(newest, self._smooth, 3, axis=-1)
         return StreamAnswer(
-            components=fit.newest.astype(np.float32),
+            components=newest.astype(np.float32),
             method="stream",
             run=self.run,
             n=n,

@@ -11,7 +11,7 @@ import pytest
 
 from rssnet.analysis.metrics import si_snri
 from rssnet.config.schema import StreamConfig
-from rssnet.engine.stream import StreamRefiner, extreme_rays, hals
+from rssnet.engine.stream import StreamRefiner, extreme_rays, hals, smoothing_points
 from rssnet.training.synthesis import add_noise
 from rssnet.training.synthetic import pseudo_library
 
@@ -161,3 +161,10 @@ def test_a_window_holding_two_samples_is_not_trusted() -> None:
     assert refiner.counts["changes"] == 0
     assert all(a.method == "rssnet" for a in answers[2:]), [a.reason for a in answers]
     assert any("does not fit 2 components" in a.reason for a in answers)
+
+
+def test_smoothing_window_follows_the_axis_spacing() -> None:
+    assert smoothing_points(7.0, 1000.0 / 1023.0) == 7
+    assert smoothing_points(7.0, 0.5) == 15  # finer axis, more points for the same width
+    assert smoothing_points(7.0, 3.9) == 0  # too coarse to smooth without eating bands
+    assert smoothing_points(7.0, None) == 0 and smoothing_points(0.0, 1.0) == 0
