@@ -38,31 +38,39 @@ def _stream(m: Message) -> dict[str, Any]:
     return stream
 
 
-def test_replayed_run_is_refined_and_a_change_of_sample_starts_a_new_run(
-    tmp_path: Path, tiny_model: Path, start_daemon: Any
-) -> None:
+def start(
+    tmp_path: Path, model: Path, start_daemon: Any, rate_hz: float, **sections: dict[str, Any]
+) -> tuple[Any, Subscriber, ControlClient]:
+    """rssnetd replaying the run at ``rate_hz`` with a control socket; a subscriber."""
     data = tmp_path / "run.npz"
     write_runs(data)
     config = write_config(
         tmp_path / "d.toml",
         data,
-        tiny_model,
-        stream={"enabled": True, "window": 16},
+        model,
         control={"endpoint": "tcp://127.0.0.1:0"},
-        # Paced, so the control command below lands while the second sample still plays.
-        instrument__replay={"rate_hz": 15.0},
+        instrument__replay={"rate_hz": rate_hz},
+        **sections,
     )
     daemon = start_daemon(config)
-    endpoint = daemon.wait_log("bound")["endpoint"]
-    sub = Subscriber(endpoint)
-    control = ControlClient(daemon.wait_log("control_serving")["endpoint"])
+    sub = Subscriber(daemon.wait_log("bound")["endpoint"])
+    return daemon, sub, ControlClient(daemon.wait_log("control_serving")["endpoint"])
+
+
+def test_replayed_run_is_refined_and_a_change_of_sample_starts_a_new_run(
+    tmp_path: Path, tiny_model: Path, start_daemon: Any
+) -> None:
+    # Paced, so the control command below lands while the second sample still plays.
+    daemon, sub, control = start(
+        tmp_path, tiny_model, start_daemon, 15.0, stream={"enabled": True, "window": 16}
+    )
     try:
         while len(sub.results) < FIRST + 12:
-            sub.receive()
+            sub.receive(timeout_s=120.0)  # generous: CI machines are small and shared
         request = json.dumps({"cmd": "new-run", "reason": "operator swapped the vial"})
         reply = json.loads(control.request_raw(request.encode())[0])
         assert reply["ok"] and reply["data"] == {"reason": "operator swapped the vial"}
-        final = sub.until_stopped()
+        final = sub.until_stopped(timeout_s=180.0)
     finally:
         sub.close()
         control.close()
@@ -104,21 +112,10 @@ def test_replayed_run_is_refined_and_a_change_of_sample_starts_a_new_run(
 def test_stream_off_every_result_says_rssnet_and_new_run_is_refused(
     tmp_path: Path, tiny_model: Path, start_daemon: Any
 ) -> None:
-    data = tmp_path / "run.npz"
-    write_runs(data)
-    config = write_config(
-        tmp_path / "d.toml",
-        data,
-        tiny_model,
-        control={"endpoint": "tcp://127.0.0.1:0"},
-        instrument__replay={"rate_hz": 30.0},
-    )
-    daemon = start_daemon(config)
-    sub = Subscriber(daemon.wait_log("bound")["endpoint"])
-    control = ControlClient(daemon.wait_log("control_serving")["endpoint"])
+    daemon, sub, control = start(tmp_path, tiny_model, start_daemon, 30.0)
     try:
         reply = json.loads(control.request_raw(b"new-run")[0])
-        final = sub.until_stopped()
+        final = sub.until_stopped(timeout_s=180.0)
     finally:
         sub.close()
         control.close()
