@@ -21,7 +21,8 @@ factorizes it, ``Y ≈ A S`` with ``A`` (n, C) and ``S`` (C, L) non-negative:
 4. **Trust.** With ``A`` known, the noise left in ``S_k`` is ``(AᵀA)⁻¹_kk`` per point in
    noise units, so the refined components have a predicted SNR.  It is low exactly when the
    window cannot separate: proportions that barely move (``A``'s columns nearly parallel),
-   too few spectra.  Below ``min_snr_db`` the network answers.
+   too few spectra.  Below ``min_snr_db`` the network answers; so it does when the window
+   does not fit C components (misfit per point above ``max_misfit`` × noise).
 5. **Band-preserving smoothing.** The refined shapes are averages whose remaining noise is
    white, while Raman bands span several cm⁻¹: a cubic Savitzky–Golay filter ``smooth_cm``
    wide (7 cm⁻¹ by default, narrower than a mineral band's FWHM) takes +1 dB at the 10th
@@ -326,8 +327,8 @@ class StreamRefiner:
         a, s = extreme_rays(a, s)
         norm = np.linalg.norm(s, axis=1)
         if not (np.isfinite(norm).all() and (norm > 0).all()):
-            # A component vanished (single-substance window): nothing to separate with.
-            self._s = self._s  # keep the last good start
+            # A component vanished (single-substance window): nothing to separate with;
+            # self._s keeps the last good start.
             return _Fit(np.zeros((self.c, self.length)), float("nan"), float("-inf"), np.inf)
         s /= norm[:, None]
         a *= norm[None, :]
