@@ -16,8 +16,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -28,35 +27,17 @@ from rssnet.config.schema import Config
 from rssnet.daemon.budget import Backlog, StopClock, log_deferred
 from rssnet.daemon.hooks import PipelineHooks
 from rssnet.daemon.recovery import plain as _plain  # health data as msgpack-safe types
+from rssnet.daemon.results import Counters, ResultSender
 from rssnet.drivers.base import Driver
 from rssnet.engine.base import Backend
 from rssnet.engine.batcher import MicroBatcher
-from rssnet.engine.postprocess import abundances
-from rssnet.engine.stream import StreamAnswer, StreamRefiner
 from rssnet.engine.worker import EngineWorker
 from rssnet.errors import SpectrumRejected
 from rssnet.preprocess import Preprocessor
 from rssnet.publish import Publisher
-from rssnet.types import RawSpectrum, SpectrumFlags
+from rssnet.types import RawSpectrum
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class Counters:
-    """Result counters; at the end
-    ``acquired + recovered == published + dropped + overflow_dropped + deferred``."""
-
-    acquired: int = 0  # accepted into the queue (and archived first, when archiving)
-    recovered: int = 0  # accepted by an earlier run, never published: queued first here
-    published: int = 0  # results handed to the socket (ok and error)
-    failed: int = 0  # published results with status "error"
-    dropped: int = 0  # results the publisher had to drop (subscriber queue full)
-    overflow_dropped: int = 0  # accepted, then discarded by [engine] overflow = "drop_oldest"
-    # Accepted (or recovered) but not published when the drain limit (engine.drain_timeout_s)
-    # ended a stop: pending in the write-ahead archive, published first by the next start.
-    deferred: int = 0
-    batches: int = 0
 
 
 class Pipeline:
@@ -101,27 +82,15 @@ class Pipeline:
         self._backlog = Backlog(config.engine.queue_size)
         self._engine = EngineWorker(self._separate)
         self._per_spectrum_s: float | None = None  # measured on the batches so far
-        # Run-level refinement between the engine and the publisher (rssnet.engine.stream).
-        self.stream = (
-            StreamRefiner(
-                config.stream,
-                backend.info.n_components,
-                backend.info.length,
-                step_cm=float(np.mean(np.diff(backend.info.axis))),
-            )
-            if config.stream.enabled
-            else None
-        )
-        self._new_run_request: str | None = None  # set by the control thread
+        # The publishing end: stream refinement, abundances, archive hook, the socket.
+        self.results = ResultSender(config, backend, publisher, self.hooks, self.counters)
+        self.stream = self.results.stream
 
     # -- control -------------------------------------------------------------------
     def request_new_run(self, reason: str = "requested") -> bool:
-        """Start a new run at the next spectrum (a sample was changed by hand); callable
-        from any thread.  False when stream refinement is off."""
-        if self.stream is None:
-            return False
-        self._new_run_request = reason  # one reference assignment: safe across threads
-        return True
+        """Start a new stream-refinement run at the next spectrum (a sample was changed by
+        hand); callable from any thread.  False when stream refinement is off."""
+        return self.results.request_new_run(reason)
 
     def stop(self) -> None:
         """Stop acquiring; what is accepted is published until ``engine.drain_timeout_s``
@@ -277,13 +246,13 @@ class Pipeline:
         outputs = iter(separated)  # each (C, L) or the reason it failed
         for raw, mixture, error in zip(batch, mixtures, errors, strict=True):
             if mixture is None:
-                self._publish_error(raw, raw.axis, raw.intensity, error)
+                self.results.error(raw, raw.axis, raw.intensity, error)
                 continue
             output = next(outputs)
             if isinstance(output, str):
-                self._publish_error(raw, self.backend.info.axis, mixture, output)
+                self.results.error(raw, self.backend.info.axis, mixture, output)
             else:
-                self._publish_result(raw, mixture, output)
+                self.results.result(raw, mixture, output)
         return True
 
     def _run_engine(
@@ -311,82 +280,6 @@ class Pipeline:
                 return [f"engine: {type(err).__name__}: {err}"]
             log.warning("batch_failed_retrying_singly", size=stacked.shape[0], error=str(err))
             return [self._separate(row[None, :])[0] for row in stacked]
-
-    def _publish_result(
-        self, raw: RawSpectrum, mixture: npt.NDArray[np.float32], comps: npt.NDArray[np.float32]
-    ) -> None:
-        extra: dict[str, Any] = {"method": "rssnet"}
-        if self.stream is not None:
-            answer = self._refine(raw, mixture, comps)
-            comps = answer.components
-            extra = {"method": answer.method, "stream": answer.header()}
-        try:
-            fit = abundances(mixture, comps)
-        except SpectrumRejected as err:
-            self._publish_error(raw, self.backend.info.axis, mixture, f"abundances: {err}")
-            return
-        arrays = {
-            "axis": self.backend.info.axis,
-            "mixture": mixture,
-            "components": comps,
-            "abundances": fit.shares,
-        }
-        self._send(raw, {"status": "ok", "residual": fit.residual, **extra}, arrays)
-
-    def _refine(
-        self, raw: RawSpectrum, mixture: npt.NDArray[np.float32], comps: npt.NDArray[np.float32]
-    ) -> StreamAnswer:
-        """The stream stage's answer; a new run is logged with its reason."""
-        if self.stream is None:  # unreachable: only called with the stage on
-            raise RuntimeError("stream refinement is off")
-        requested, self._new_run_request = self._new_run_request, None
-        if requested is not None:
-            self.stream.new_run(f"requested: {requested}")
-        exclude = "saturated: kept out of the window" if raw.flags & SpectrumFlags.SATURATED else ""
-        answer = self.stream.update(mixture, comps, exclude=exclude)
-        if answer.new_run:
-            log.info("stream_new_run", run=answer.run, reason=answer.reason, source=raw.source)
-        return answer
-
-    def _publish_error(
-        self, raw: RawSpectrum, axis: npt.ArrayLike, mixture: npt.ArrayLike, reason: str
-    ) -> None:
-        # The spectrum still goes out (CONTRACTS §1), with empty components.
-        length = int(np.asarray(axis).shape[0])
-        log.warning("spectrum_failed", source=raw.source, error=reason)
-        self.counters.failed += 1
-        arrays = {
-            "axis": np.asarray(axis, np.float32),
-            "mixture": np.asarray(mixture, np.float32),
-            "components": np.zeros((0, length), np.float32),
-            "abundances": np.zeros(0, np.float32),
-        }
-        # No stage produced components; "rssnet" names the stage that was to answer.
-        self._send(raw, {"status": "error", "error": reason, "method": "rssnet"}, arrays)
-
-    def _send(
-        self, raw: RawSpectrum, extra: Mapping[str, Any], arrays: Mapping[str, npt.ArrayLike]
-    ) -> None:
-        header = {
-            "t_acq_ns": raw.t_acq_ns,
-            "model": self._model,
-            "source": raw.source,
-            "driver_seq": raw.seq,
-            "flags": int(raw.flags),
-            "backend": self.backend.name,
-            **extra,
-        }
-        if "recovered" in raw.meta:  # accepted by the earlier run with this session id
-            header["recovered"] = raw.meta["recovered"]
-        # Archived before the send: kept even if no one listens or the send drops it.
-        self.hooks.on_result(raw, header, arrays)
-        started = time.perf_counter()
-        sent = self.publisher.publish("result", header, arrays)
-        if sent:
-            self.counters.published += 1
-        else:
-            self.counters.dropped += 1
-        self.hooks.on_published(header, sent, time.perf_counter() - started)
 
     # -- status --------------------------------------------------------------------
     def _publish_status(self) -> None:
