@@ -117,7 +117,10 @@ class ResultSender:
         if requested is not None:
             self.stream.new_run(f"requested: {requested}")
         exclude = "saturated: kept out of the window" if raw.flags & SpectrumFlags.SATURATED else ""
+        rejected = self.stream.counts["rejected"]
         answer = self.stream.update(mixture, comps, exclude=exclude)
+        if self.stream.counts["rejected"] > rejected:  # counted in status: stream.rejected
+            log.warning("stream_excluded", source=raw.source, reason=answer.reason)
         if answer.new_run:
             log.info("stream_new_run", run=answer.run, reason=answer.reason, source=raw.source)
         return answer
