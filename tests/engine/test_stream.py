@@ -108,7 +108,10 @@ def test_forced_new_run_and_bad_spectra_never_enter_the_window() -> None:
     assert ans.method == "rssnet" and "NaN" in ans.reason
     ans = refiner.update(np.zeros_like(mix[6]), poor_network(src[6]))
     assert "all-zero" in ans.reason
-    assert refiner.stats()["window"] == 4 and refiner.counts["rejected"] == 2
+    ans = refiner.update(mix[6], poor_network(src[6]), exclude="saturated: kept out")
+    assert ans.method == "rssnet" and ans.reason == "saturated: kept out"
+    np.testing.assert_array_equal(ans.components, poor_network(src[6]))
+    assert refiner.stats()["window"] == 4 and refiner.counts["rejected"] == 3
     old = refiner.run
     refiner.new_run("operator: new sample")
     ans = refiner.update(mix[7], poor_network(src[7]))
