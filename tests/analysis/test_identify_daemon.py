@@ -14,20 +14,6 @@ from rssnet.testing.daemon import daemons, make_replay_dir, write_config
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from rssnet.model.checkpoint import default_axis, save_checkpoint
-    from rssnet.model.config import PRESETS
-    from rssnet.model.rssnet import RSSNet
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_checkpoint(path, RSSNet(PRESETS["tiny"]), default_axis(256), meta={"name": "tiny-test"})
-    return path
-
-
 @pytest.mark.slow
 def test_identify_live_daemon(tmp_path: Path, tiny_model: Path) -> None:
     replay = tmp_path / "spectra"

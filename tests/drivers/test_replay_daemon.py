@@ -10,26 +10,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from rssnet.testing.daemon import Subscriber, daemons, make_replay_dir, write_config
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random tiny RSSNet on 200–1200 cm⁻¹: this test checks plumbing, not separation."""
-    import torch
-
-    from rssnet.model.checkpoint import default_axis, save_checkpoint
-    from rssnet.model.config import preset
-    from rssnet.model.rssnet import RSSNet
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_checkpoint(path, RSSNet(preset("tiny")), default_axis(256), meta={"name": "tiny-test"})
-    return path
 
 
 def _npz(**arrays: np.ndarray) -> bytes:

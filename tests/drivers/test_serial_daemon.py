@@ -17,21 +17,6 @@ from rssnet.testing.emulator import Emulator
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random tiny RSSNet on 200–1200 cm⁻¹: this test checks plumbing, not separation."""
-    import torch
-
-    from rssnet.model.checkpoint import default_axis, save_checkpoint
-    from rssnet.model.config import preset
-    from rssnet.model.rssnet import RSSNet
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_checkpoint(path, RSSNet(preset("tiny")), default_axis(256), meta={"name": "tiny-test"})
-    return path
-
-
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     with Emulator("tcp", integration_ms=20.0) as emu:

@@ -1,0 +1,23 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialized tiny RSSNet on a 256-point 200–1200 cm⁻¹ axis: the daemon's
+    tests check plumbing, not separation quality, and must not depend on the shipped model."""
+    import torch
+
+    from rssnet.model.checkpoint import default_axis, save_checkpoint
+    from rssnet.model.config import preset
+    from rssnet.model.rssnet import RSSNet
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_checkpoint(path, RSSNet(preset("tiny")), default_axis(256), meta={"name": "tiny-test"})
+    return path
