@@ -23,6 +23,7 @@ import numpy.typing as npt
 from scipy.optimize import nnls
 from scipy.signal import savgol_filter
 
+from rssnet.engine.postprocess import orient  # re-exported: analysis callers use it here
 from rssnet.errors import LibraryError
 
 F32 = npt.NDArray[np.float32]
@@ -140,20 +141,6 @@ class Identifier:
         row = self.scores(spectrum)[0]
         out: npt.NDArray[np.intp] = np.argsort(-row)[:k]
         return out
-
-
-def orient(components: npt.ArrayLike, mixtures: npt.ArrayLike) -> F32:
-    """Flip each component whose inner product with its mixture is negative.
-
-    SI-SNR training is blind to sign, and a network may emit a component negated; a Raman
-    component (non-negative) always correlates positively with the mixture it is part of.
-    ``components`` (..., C, L), ``mixtures`` (..., L).
-    """
-    comp = np.asarray(components, dtype=np.float32)
-    mix = np.asarray(mixtures, dtype=np.float32)[..., None, :]  # ..., 1, L
-    sign = np.where((comp * mix).sum(-1, keepdims=True) < 0, -1.0, 1.0).astype(np.float32)
-    out: F32 = comp * sign
-    return out
 
 
 def abundances(mixture: npt.ArrayLike, components: npt.ArrayLike) -> F32:

@@ -15,6 +15,8 @@ from scipy.optimize import nnls
 
 from rssnet.errors import SpectrumRejected
 
+F32 = npt.NDArray[np.float32]
+
 
 @dataclass(frozen=True, slots=True)
 class Abundances:
@@ -59,3 +61,17 @@ def abundances(
         weights=weights.astype(np.float32),
         residual=residual,
     )
+
+
+def orient(components: npt.ArrayLike, mixtures: npt.ArrayLike) -> F32:
+    """Flip each component whose inner product with its mixture is negative.
+
+    SI-SNR training is blind to sign, and a network may emit a component negated; a Raman
+    component (non-negative) always correlates positively with the mixture it is part of.
+    ``components`` (..., C, L), ``mixtures`` (..., L).
+    """
+    comp = np.asarray(components, dtype=np.float32)
+    mix = np.asarray(mixtures, dtype=np.float32)[..., None, :]  # ..., 1, L
+    sign = np.where((comp * mix).sum(-1, keepdims=True) < 0, -1.0, 1.0).astype(np.float32)
+    out: F32 = comp * sign
+    return out

@@ -48,10 +48,11 @@ import numpy.typing as npt
 from scipy.signal import savgol_filter
 
 from rssnet.config.schema import StreamConfig
+from rssnet.engine.postprocess import orient
+from rssnet.preprocessing.steps import noise_sigma
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
-_MAD_TO_SIGMA = 1.4826
 # Bands of component j used to find how much of j hides in component i: above this
 # fraction of j's maximum (strong bands, where noise is small relative to the signal).
 _BAND_FRACTION = 0.3
@@ -90,12 +91,6 @@ class StreamAnswer:
 
 def _finite_or_none(x: float) -> float | None:
     return round(float(x), 6) if np.isfinite(x) else None
-
-
-def noise_level(y: F64) -> float:
-    """White-noise σ of one spectrum: MAD of first differences / √2 (bands barely move it)."""
-    d = np.diff(y)
-    return float(_MAD_TO_SIGMA * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
 
 
 def hals(y: F64, a: F64, s: F64, sweeps: int) -> tuple[F64, F64]:
@@ -145,14 +140,6 @@ def smoothing_points(width_cm: float, step_cm: float | None) -> int:
         return 0
     points = round(width_cm / step_cm) | 1  # odd
     return points if points >= 5 else 0
-
-
-def oriented(components: F64, mixture: F64) -> F64:
-    """Components flipped to correlate positively with their mixture (the network is
-    trained sign-blind; a Raman component is non-negative)."""
-    sign = np.where(components @ mixture < 0, -1.0, 1.0)
-    out: F64 = components * sign[:, None]
-    return out
 
 
 class StreamRefiner:
@@ -217,7 +204,7 @@ class StreamRefiner:
         if problem:
             self.counts["rejected"] += 1
             return self._fallback(net, problem, new_run=False)
-        sigma = noise_level(y)
+        sigma = noise_sigma(y)
         if not np.isfinite(sigma) or sigma <= 0.0:
             # A noise-free (synthetic, quantized-flat) spectrum: weight it as 1e-3 of its peak.
             sigma = 1e-3 * float(np.abs(y).max())
@@ -302,7 +289,7 @@ class StreamRefiner:
         self.run = f"{self._prefix}-{self._runs:05d}"
 
     def _from_network(self, net: F64, y: F64) -> F64:
-        s = np.maximum(oriented(net, y), 0.0) + 1e-9
+        s = np.maximum(orient(net, y).astype(np.float64), 0.0) + 1e-9
         s /= np.linalg.norm(s, axis=1, keepdims=True)
         return s
 

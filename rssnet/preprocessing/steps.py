@@ -24,7 +24,7 @@ def subtract_dark(y: F32, dark: F32) -> F32:
     return (y - dark).astype(np.float32)
 
 
-def noise_sigma(y: F32) -> float:
+def noise_sigma(y: npt.NDArray[np.floating]) -> float:
     """Robust white-noise level: MAD of first differences / √2 (insensitive to peaks)."""
     d = np.diff(y.astype(np.float64))
     if d.size == 0:
