@@ -107,6 +107,10 @@ class EngineConfig(_Section):
     # On a CPU shared with other work, 1 avoids threads contending (often far faster).
     threads: int = Field(default=0, ge=0, le=256)
     max_batch: int = Field(default=8, ge=1, le=1024)
+    # While the engine falls behind, the batch may grow up to this many spectra, step by
+    # step and only while a step measurably lowers the time per spectrum on this backend
+    # (rssnet.engine.batch_size); at most queue_size.  = max_batch: never grow.
+    grow_batch_to: int = Field(default=32, ge=1, le=1024)
     # How long the engine waits for a batch to fill before running a partial one.
     max_wait_ms: float = Field(default=20.0, ge=0.0, le=10_000.0)
     # Accepted spectra waiting for the engine; the driver blocks when it is full.  32: a

@@ -164,7 +164,8 @@ def _serve(config: Config, source: str, stopper: SignalStopper) -> tuple[int, bo
                 config.engine.backend,
                 model_path(config),
                 device=config.engine.device,
-                max_batch=config.engine.max_batch,
+                # The ceiling a backlog may grow the batch to (a TensorRT profile's end).
+                max_batch=max(config.engine.max_batch, config.engine.grow_batch_to),
                 options={"torch": {"threads": threads}, "onnxruntime": {"threads": threads}}
                 if threads
                 else None,

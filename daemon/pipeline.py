@@ -30,6 +30,7 @@ from rssnet.daemon.recovery import plain as _plain  # health data as msgpack-saf
 from rssnet.daemon.results import Counters, ResultSender
 from rssnet.drivers.base import Driver
 from rssnet.engine.base import Backend
+from rssnet.engine.batch_size import BatchSizer
 from rssnet.engine.batcher import MicroBatcher
 from rssnet.engine.worker import EngineWorker
 from rssnet.errors import SpectrumRejected
@@ -82,6 +83,13 @@ class Pipeline:
         self._backlog = Backlog(config.engine.queue_size)
         self._engine = EngineWorker(self._separate)
         self._per_spectrum_s: float | None = None  # measured on the batches so far
+        # The batch size: engine.max_batch while keeping up, grown while behind only as far
+        # as it measurably raises throughput (rssnet.engine.batch_size).  The backend's
+        # max_batch is the ceiling: engine.grow_batch_to, capped by the time budget.
+        self._sizer = BatchSizer(
+            base=min(config.engine.max_batch, backend.max_batch),
+            ceiling=min(backend.max_batch, config.engine.queue_size),
+        )
         # The publishing end: stream refinement, abundances, archive hook, the socket.
         self.results = ResultSender(config, backend, publisher, self.hooks, self.counters)
         self.stream = self.results.stream
@@ -122,11 +130,14 @@ class Pipeline:
             # never while the engine runs, so a hung engine still stops the pings.
             self.hooks.on_loop()
             self._status_if_due()
-            limit = self._stop_clock.batch_limit(self.backend.max_batch, self._per_spectrum_s)
+            size = self._sizer.size
+            limit = self._stop_clock.batch_limit(size, self._per_spectrum_s)
             if limit == 0:
                 break  # the drain limit: the rest stays in the archive
             timeout = min(self._next_status - time.monotonic(), self._stop_clock.processing_left())
-            batch, ended = self._next_batch(timeout=max(0.0, timeout), limit=limit)
+            batch, ended = self._next_batch(
+                timeout=max(0.0, timeout), limit=size if limit is None else limit
+            )
             if batch and not self._process(batch):
                 break  # abandoned at the drain limit
         self._engine.close()
@@ -243,6 +254,7 @@ class Pipeline:
             seconds = time.perf_counter() - started
             self._per_spectrum_s = seconds / len(ready)
             self.hooks.on_batch(len(ready), seconds)
+            self._resize(len(ready), seconds)
         outputs = iter(separated)  # each (C, L) or the reason it failed
         for raw, mixture, error in zip(batch, mixtures, errors, strict=True):
             if mixture is None:
@@ -254,6 +266,16 @@ class Pipeline:
             else:
                 self.results.result(raw, mixture, output)
         return True
+
+    def _resize(self, count: int, seconds: float) -> None:
+        change = self._sizer.record(count, seconds, behind=self._backlog.behind)
+        if change is not None:
+            log.info(
+                change.event,
+                size=change.size,
+                previous=change.previous,
+                per_spectrum_ms={k: round(v * 1000, 2) for k, v in change.per_spectrum_s.items()},
+            )
 
     def _run_engine(
         self, stacked: npt.NDArray[np.float32]
@@ -316,6 +338,7 @@ class Pipeline:
                 "state": "ready",
                 "backend": self.backend.name,
                 "max_batch": self.backend.max_batch,
+                "batch": self._sizer.size,  # the size now (grown while behind, if it pays)
                 "model": self.backend.info.name,
                 "busy_s": round(self._engine.busy_s(), 3),  # the running batch so far
             },

@@ -3,12 +3,15 @@ stream goes on, and the counters add up."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+import structlog
+import structlog.testing
 import torch
 import zmq
 
@@ -98,3 +101,70 @@ def test_failures_are_published_as_errors_in_order(tmp_path: Path, tiny_model: P
     counters = final.header["counters"]
     assert counters == {**counters, "acquired": 9, "published": 9, "failed": 2, "dropped": 0}
     assert pipeline.counters.batches >= 3
+
+
+class CostModel:
+    """The real torch backend with a device's cost added to each call: ``per_call_s``
+    shared by the batch (a GPU's launch and transfer overhead), ``per_spectrum_s`` for each
+    row (a CPU, where a batch buys nothing).  Makes this 2-core test machine behave like
+    either kind of device, deterministically enough to see the sizer's choice."""
+
+    def __init__(self, inner: Backend, per_call_s: float, per_spectrum_s: float) -> None:
+        self.inner, self.name, self.info = inner, inner.name, inner.info
+        self.max_batch = inner.max_batch
+        self.per_call_s, self.per_spectrum_s = per_call_s, per_spectrum_s
+
+    def separate(self, mixtures: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        time.sleep(self.per_call_s + self.per_spectrum_s * mixtures.shape[0])
+        return self.inner.separate(mixtures)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize(
+    ("per_call_s", "per_spectrum_s", "grows"), [(0.12, 0.0, True), (0.0, 0.04, False)]
+)
+def test_behind_the_batch_grows_only_where_it_raises_throughput(
+    tmp_path: Path, tiny_model: Path, per_call_s: float, per_spectrum_s: float, grows: bool
+) -> None:
+    replay = tmp_path / "spectra"
+    replay.mkdir()
+    for i in range(140):
+        write_spectrum_csv(replay / f"s{i:03d}.csv", 300 + 5 * i)
+    config = parse_config(
+        f'[instrument]\nname = "b"\ndriver = "replay"\n[instrument.replay]\npath = "{replay}"\n'
+        "[engine]\nmax_batch = 2\ngrow_batch_to = 16\nqueue_size = 32\nmax_wait_ms = 5\n"
+        '[publish]\nendpoint = "tcp://127.0.0.1:0"\nwait_for_subscribers = 1\n'
+        "status_interval_s = 0.2\n"
+    )
+    backend = CostModel(
+        TorchBackend(tiny_model, max_batch=16, threads=1), per_call_s, per_spectrum_s
+    )
+    driver = ReplayDriver(config.instrument.replay)  # type: ignore[arg-type]  # set above
+    driver.open(timeout=1.0)
+    publisher = ZmqPublisher("b", config.publish.endpoint, linger_s=5)
+    sub = Subscriber(publisher.endpoint)
+    pipeline = Pipeline(
+        config, driver, Preprocessor(config.preprocess, backend.info.axis), backend, publisher
+    )
+    with structlog.testing.capture_logs() as logs:
+        assert pipeline.run() == 0
+    sub.until_stopped()
+    sub.close()
+    publisher.close()
+
+    assert [m.seq for m in sub.results] == list(range(140))  # nothing lost meanwhile
+    sizes = [m.header["engine"]["batch"] for m in sub.statuses]
+    events = [e for e in logs if e["event"].startswith("batch_")]
+    assert any(m.header["state"] == "behind" for m in sub.statuses)
+    if grows:  # a shared launch cost: each doubling measurably cheaper per spectrum
+        grown = [e for e in events if e["event"] == "batch_grown"]
+        assert grown and max(sizes) >= 8, (sizes, events)
+        assert all(e["size"] == 2 * e["previous"] for e in grown)
+    else:  # cost per spectrum: tried once, no gain, back to max_batch
+        assert [e["event"] for e in events][:1] == ["batch_growth_stopped"], events
+        assert not any(e["event"] == "batch_grown" for e in events)
+        assert max(sizes) <= 4 and sizes[-1] == 2
