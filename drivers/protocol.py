@@ -137,17 +137,23 @@ def parse_idn(line: str) -> Identity:
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """``CAL <laser_nm> <npix> <c0> <c1> <c2> <c3>``: λ(p) = c0 + c1·p + c2·p² + c3·p³ (nm)."""
+    """``CAL <laser_nm> <npix> <c0> <c1> <c2> <c3>``: λ(p) = c0 + c1·p + c2·p² + c3·p³ (nm).
+
+    The reference protocol carries four coefficients; a vendor EEPROM may carry more
+    (Wasatch: five), so any number is accepted here.
+    """
 
     laser_nm: float
     npix: int
-    coeffs: tuple[float, float, float, float]
+    coeffs: tuple[float, ...]
 
     def wavelengths(self) -> npt.NDArray[np.float64]:
         """(npix,) wavelength in nm of each pixel."""
         p = np.arange(self.npix, dtype=np.float64)
-        c0, c1, c2, c3 = self.coeffs
-        return c0 + p * (c1 + p * (c2 + p * c3))
+        out = np.zeros_like(p)
+        for c in reversed(self.coeffs):  # Horner
+            out = out * p + c
+        return out
 
     def format(self) -> str:
         return f"CAL {self.laser_nm:.4f} {self.npix} " + " ".join(f"{c:.10e}" for c in self.coeffs)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import inspect
 import json
 import sys
@@ -38,6 +39,16 @@ GROUP = "rssnet.drivers"
 BUILTIN: dict[str, tuple[str, str]] = {
     "replay": ("rssnet.drivers.replay:ReplayDriver", "rssnet.config.schema:ReplayOptions"),
     "serial": ("rssnet.drivers.serial:SerialDriver", "rssnet.config.schema:SerialOptions"),
+    # Imports Wasatch.PY only when opened; rssnet[wasatch] (see OPTIONAL_SDK).
+    "wasatch": (
+        "rssnet.drivers.wasatch:WasatchDriver",
+        "rssnet.drivers.wasatch_options:WasatchOptions",
+    ),
+}
+# Built-ins whose vendor SDK is an optional extra: module → the install hint.  Listed only
+# when the SDK is installed; without it, asking for the driver names the extra.
+OPTIONAL_SDK: dict[str, tuple[str, str]] = {
+    "wasatch": ("wasatch.WasatchDevice", "pip install 'rssnet[wasatch]'"),
 }
 
 Factory = Callable[..., Any]
@@ -72,15 +83,24 @@ def _error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}{where}"
 
 
+def _sdk_installed(name: str) -> bool:
+    top = OPTIONAL_SDK[name][0].partition(".")[0]
+    return importlib.util.find_spec(top) is not None
+
+
 def discover(load: bool = True) -> list[DriverEntry]:
     """Every driver: built-ins first, then plugins sorted by name.  With ``load``, each is
     imported so that broken ones carry their error."""
     found: list[DriverEntry] = []
     for name, (target, _) in BUILTIN.items():
+        if name in OPTIONAL_SDK and not _sdk_installed(name):
+            continue  # an extra not installed is not an error
         error = ""
         if load:
             try:
                 _resolve(target)
+                if name in OPTIONAL_SDK:
+                    importlib.import_module(OPTIONAL_SDK[name][0])
             except Exception as err:  # a broken built-in is shown, not raised
                 error = _error_text(err)
         found.append(DriverEntry(name, target, "builtin", error))
@@ -103,6 +123,11 @@ def load_factory(name: str) -> tuple[Factory, type[BaseModel] | None]:
     """The factory and options model for ``name``; PluginError if unknown or broken."""
     if name in BUILTIN:
         target, model_path = BUILTIN[name]
+        if name in OPTIONAL_SDK and not _sdk_installed(name):
+            module, hint = OPTIONAL_SDK[name]
+            raise PluginError(
+                f"driver {name!r} needs the {module.partition('.')[0]!r} package: {hint}"
+            )
         try:
             return _resolve(target), _resolve(model_path)
         except Exception as err:

@@ -3,7 +3,8 @@
 The chain, each step configurable in ``[preprocess]`` (:class:`PreprocessConfig`):
 
 1. reject what cannot be trusted: NaN/inf, a non-ascending axis, an unusable wavelength
-   calibration (``BAD_CALIBRATION``), too little coverage of the model axis;
+   calibration (``BAD_CALIBRATION``), a reading with the laser off (``LASER_OFF``), too
+   little coverage of the model axis;
 2. dark subtraction, when the driver attached a dark (``DARK_SUBTRACTED``);
 3. crop to the model range plus a margin (the Rayleigh line and far edges would otherwise
    steer the baseline);
@@ -152,6 +153,8 @@ class Preprocessor:
         if raw.flags & SpectrumFlags.BAD_CALIBRATION:
             why = "; ".join(raw.meta.get("calibration_problems", ["unusable calibration"]))
             raise SpectrumRejected(f"{raw.source}: bad wavelength calibration: {why}")
+        if raw.flags & SpectrumFlags.LASER_OFF:
+            raise SpectrumRejected(f"{raw.source}: {raw.meta.get('error', 'laser off')}")
         if x.size > 1 and (np.diff(x) <= 0).any():
             i = int(np.argmax(np.diff(x) <= 0))
             raise SpectrumRejected(

@@ -25,6 +25,8 @@ class SpectrumFlags(IntFlag):
     BAD_CALIBRATION = 32
     # The instrument's laser differs from the configured one beyond tolerance.
     LASER_MISMATCH = 64
+    # Taken with the laser off or its interlock open: not a Raman spectrum (rejected).
+    LASER_OFF = 128
 
 
 @dataclass(frozen=True, slots=True)
