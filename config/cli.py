@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.file, args.override)
+        config = load_config(args.file, args.override, check_environment=True)
     except ConfigError as err:
         report_config_error(err, "rssnet check-config")
         return EX_CONFIG

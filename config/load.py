@@ -7,6 +7,7 @@ Each error names its dotted location (``instrument.replay.rate_hz``) and the off
 
 from __future__ import annotations
 
+import copy
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -14,16 +15,22 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rssnet.config.checks import environment_problems
 from rssnet.config.schema import Config
 from rssnet.errors import ConfigError
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+def load_config(
+    path: str | Path, overrides: Iterable[str] = (), *, check_environment: bool = False
+) -> Config:
     """Read, override and validate ``path``.
 
     ``overrides`` are ``dotted.key=<TOML value>`` strings (``publish.endpoint="tcp://..."``)
     applied before validation.  Relative paths in the result are made absolute against the
-    config file's folder.  Raises :class:`ConfigError` listing every problem.
+    config file's folder.  With ``check_environment``, what the config needs from the
+    machine is checked too (:func:`rssnet.config.checks.environment_problems`: driver
+    plugins, files, folders, keys), as ``rssnet check-config`` and ``rssnetd`` do.
+    Raises :class:`ConfigError` listing every problem.
     """
     path = Path(path)
     source = str(path)
@@ -31,7 +38,13 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(source, [f"cannot read file: {err}"]) from err
-    return parse_config(text, source=source, base_dir=path.parent, overrides=overrides)
+    return parse_config(
+        text,
+        source=source,
+        base_dir=path.absolute().parent,
+        overrides=overrides,
+        check_environment=check_environment,
+    )
 
 
 def parse_config(
@@ -40,6 +53,7 @@ def parse_config(
     source: str = "<string>",
     base_dir: Path | None = None,
     overrides: Iterable[str] = (),
+    check_environment: bool = False,
 ) -> Config:
     """Validate TOML ``text``; see :func:`load_config`."""
     try:
@@ -53,26 +67,66 @@ def parse_config(
             _apply_override(data, item)
         except ValueError as err:
             errors.append(str(err))
+    base = base_dir or Path.cwd()
     try:
         config = Config.model_validate(data)
     except ValidationError as err:
         errors.extend(format_validation_error(err))
+        if check_environment:
+            # The rest is still checked, so one run lists every problem: the config without
+            # the keys already reported (their defaults take their place), when that validates.
+            partial = _without(data, [item["loc"] for item in err.errors()])
+            if partial is not None:
+                errors.extend(environment_problems(_resolve_paths(partial, base)))
         raise ConfigError(source, errors) from err
+    config = _resolve_paths(config, base)
+    if check_environment:
+        errors.extend(environment_problems(config))
     if errors:
         raise ConfigError(source, errors)
-    return _resolve_paths(config, base_dir or Path.cwd())
+    return config
+
+
+def _without(data: dict[str, Any], locations: list[tuple[int | str, ...]]) -> Config | None:
+    """``data`` validated without the keys at ``locations``; None when it still fails."""
+    pruned = copy.deepcopy(data)
+    dropped: set[tuple[int | str, ...]] = set()
+    # A dropped key's default may clash with a key kept (heartbeat_timeout_s's default
+    # with a large heartbeat_s): then its whole table goes; a few rounds at most.
+    for _ in range(4):
+        locations = [loc[:-1] if loc in dropped else loc for loc in locations]
+        dropped.update(locations)
+        for loc in locations:
+            node: Any = pruned
+            for part in loc[:-1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if not loc or not isinstance(node, dict):
+                return None  # a whole-config error, or inside a list: nothing to drop
+            node.pop(loc[-1], None)
+        try:
+            return Config.model_validate(pruned)
+        except ValidationError as err:
+            locations = [item["loc"] for item in err.errors()]
+    return None
 
 
 def format_validation_error(err: ValidationError) -> list[str]:
     """One ``dotted.location: message (got value)`` line per pydantic error."""
     lines = []
     for item in err.errors(include_url=False):
-        loc = ".".join(str(part) for part in item["loc"]) or "<root>"
+        loc = ".".join(str(part) for part in item["loc"])
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key"
         elif item["type"] == "missing":
             message = "required key missing"
+        elif item["type"] == "value_error":
+            # Our own validators' messages: pydantic prefixes them with "Value error, ".
+            message = str(item.get("ctx", {}).get("error", message))
+        if not loc:
+            # A check across sections (schema.Config): its message names its own field.
+            lines.append(message)
+            continue
         got = item.get("input")
         shown = "" if item["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"{loc}: {message}{shown}")

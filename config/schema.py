@@ -9,10 +9,18 @@ folder by :func:`rssnet.config.load.load_config`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from rssnet.preprocess import PreprocessConfig
 
@@ -24,16 +32,65 @@ BACKEND_NAMES: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
 # resolved by the daemon; their options cannot be validated here.
 BUILTIN_DRIVERS: tuple[str, ...] = ("replay", "serial")
 
+# Slowest replay pace that is not a typo: one spectrum every 10,000 s (2.8 h).  Far smaller
+# rates (1e-300) made the pause overflow and crashed the driver thread.
+MIN_RATE_HZ = 1e-4
+# Longest wait, timeout or period a config may set (1 day): ZeroMQ and threading take
+# these as C integers of milliseconds or as bounded floats, and larger values are typos.
+MAX_SECONDS = 86_400.0
+_TCP_PORT = re.compile(r"[0-9]+")
+
+
+def check_endpoint(value: str) -> str:
+    """``tcp://HOST:PORT`` (PORT 0-65535, or ``*``/0 for any free port), ``ipc://PATH`` or
+    ``inproc://NAME``; ValueError saying what is wrong.  ZeroMQ itself accepts a port
+    above 65535 and silently binds another one (99999 binds 34463)."""
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("tcp", "ipc", "inproc"):
+        raise ValueError("expected tcp://HOST:PORT, ipc://PATH or inproc://NAME")
+    if not rest.strip():
+        raise ValueError(f"nothing after {scheme}://")
+    if scheme == "tcp":
+        host, colon, port = rest.rpartition(":")
+        if not colon or not host:
+            raise ValueError("a tcp endpoint needs HOST:PORT, e.g. tcp://127.0.0.1:5560")
+        if port != "*":
+            if not _TCP_PORT.fullmatch(port):
+                raise ValueError(f"port {port!r} is not a number (nor * for any free port)")
+            if int(port) > 65535:
+                raise ValueError(f"port {int(port)} is out of range (0-65535)")
+    return value
+
+
+def endpoints_clash(a: str, b: str) -> bool:
+    """Whether binding both ``a`` and ``b`` would bind one address twice (port 0 or ``*``
+    picks a free port each time, so never clashes)."""
+    if a == b:
+        return not a.endswith((":0", ":*"))
+    if not (a.startswith("tcp://") and b.startswith("tcp://")):
+        return False
+    host_a, _, port_a = a[6:].rpartition(":")
+    host_b, _, port_b = b[6:].rpartition(":")
+    if port_a != port_b or port_a in ("0", "*"):
+        return False
+    anywhere = {"*", "0.0.0.0", "[::]"}
+    loopback = {"127.0.0.1", "localhost"}
+    return host_a == host_b or bool({host_a, host_b} & anywhere) or {host_a, host_b} <= loopback
+
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No inf or nan anywhere (TOML allows both): every number here sizes a wait, a rate or
+    # a buffer, and a non-finite one passes "> 0" yet breaks the daemon once it runs.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class ReplayOptions(_Section):
     """``[instrument.replay]``: play spectrum files back as if an instrument sent them."""
 
     path: str = Field(description="directory, glob pattern or single spectrum file")
-    rate_hz: float = Field(default=0.0, ge=0.0, description="spectra per second; 0 = unpaced")
+    rate_hz: float = Field(
+        default=0.0, ge=0.0, le=1e6, description="spectra per second; 0 = unpaced"
+    )
     loop: bool = False
     # Largest file (text, archive) or decoded array data (.npz) one file may bring into
     # memory, in MB (10⁶ bytes); larger files are refused by their headers, before loading.
@@ -46,24 +103,37 @@ class ReplayOptions(_Section):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("rate_hz")
+    @classmethod
+    def _sane_rate(cls, value: float) -> float:
+        if 0.0 < value < MIN_RATE_HZ:
+            raise ValueError(
+                f"below {MIN_RATE_HZ:g} Hz (one spectrum every {1 / MIN_RATE_HZ:,.0f} s); "
+                "0 plays unpaced"
+            )
+        return value
+
 
 class SerialOptions(_Section):
     """``[instrument.serial]``: a spectrometer speaking the reference protocol (CONTRACTS §2)."""
 
     port: str
     baudrate: int = Field(default=115200, gt=0)
-    timeout_s: float = Field(default=2.0, gt=0.0)
-    integration_ms: float | None = Field(default=None, gt=0.0)
-    period_ms: float | None = Field(default=None, gt=0.0)
+    timeout_s: float = Field(default=2.0, gt=0.0, le=MAX_SECONDS)
+    integration_ms: float | None = Field(default=None, gt=0.0, le=1000 * MAX_SECONDS)
+    period_ms: float | None = Field(default=None, gt=0.0, le=1000 * MAX_SECONDS)
     # Added by the drivers helper (rssnet.drivers.serial): calibration checks and reconnects.
     laser_nm: float = Field(default=830.0, gt=0.0, description="expected laser; CAL? must agree")
     laser_tolerance_nm: float = Field(default=1.0, ge=0.0)
     averages: int = Field(default=1, ge=1, description="frames averaged per spectrum (host side)")
     stall_timeout_s: float | None = Field(
-        default=None, gt=0.0, description="silence while streaming before a reconnect"
+        default=None,
+        gt=0.0,
+        le=MAX_SECONDS,
+        description="silence while streaming before a reconnect",
     )
-    backoff_initial_s: float = Field(default=0.5, gt=0.0)
-    backoff_max_s: float = Field(default=30.0, gt=0.0)
+    backoff_initial_s: float = Field(default=0.5, gt=0.0, le=MAX_SECONDS)
+    backoff_max_s: float = Field(default=30.0, gt=0.0, le=MAX_SECONDS)
     max_reconnects: int = Field(default=0, ge=0, description="0 = retry for ever")
 
 
@@ -180,21 +250,37 @@ class StreamConfig(_Section):
 class PublishConfig(_Section):
     """``[publish]``: the ZeroMQ PUB endpoint the daemon binds (CONTRACTS §1)."""
 
-    endpoint: str = Field(default="tcp://127.0.0.1:5560", pattern=r"^(tcp|ipc|inproc)://.+")
+    endpoint: str = "tcp://127.0.0.1:5560"
     sndhwm: int = Field(default=1000, ge=1)
     # CONTRACTS §1 asks for a status message at least every 5 s.
     status_interval_s: float = Field(default=2.0, gt=0.0, le=5.0)
     # Hold acquisition until this many subscriptions arrived (0: start at once), so a replay
     # run is not lost to ZeroMQ's slow-joiner window; gives up after wait_timeout_s.
     wait_for_subscribers: int = Field(default=0, ge=0)
-    wait_timeout_s: float = Field(default=30.0, gt=0.0)
+    wait_timeout_s: float = Field(default=30.0, gt=0.0, le=MAX_SECONDS)
     # How long close() may block delivering queued messages at shutdown.
-    linger_s: float = Field(default=5.0, ge=0.0)
+    linger_s: float = Field(default=5.0, ge=0.0, le=MAX_SECONDS)
     # ZMTP heartbeats: a subscriber that stops reading stops answering and is disconnected
     # after heartbeat_timeout_s, before its full queue could hold up everyone else's
     # results (rssnet.publish.ZmqPublisher).  0 turns heartbeats off.
-    heartbeat_s: float = Field(default=1.0, ge=0.0)
-    heartbeat_timeout_s: float = Field(default=5.0, gt=0.0)
+    heartbeat_s: float = Field(default=1.0, ge=0.0, le=MAX_SECONDS)
+    # Checked even when left at its default, against a heartbeat_s set above it.
+    heartbeat_timeout_s: float = Field(default=5.0, gt=0.0, le=MAX_SECONDS, validate_default=True)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return check_endpoint(value)
+
+    @field_validator("heartbeat_timeout_s")
+    @classmethod
+    def _timeout_above_interval(cls, value: float, info: ValidationInfo) -> float:
+        # A peer is declared dead after the timeout: with no heartbeat sent within it, every
+        # healthy subscriber would be dropped.
+        interval = info.data.get("heartbeat_s")
+        if isinstance(interval, float | int) and interval > 0 and value <= interval:
+            raise ValueError(f"must be above heartbeat_s ({interval:g} s)")
+        return value
 
 
 class LoggingConfig(_Section):
@@ -221,20 +307,25 @@ class ArchiveConfig(_Section):
     max_files: int = Field(default=100, ge=1)
     # fsync at most this often (s); 0 = after every record.  Power loss loses at most this
     # window; a torn last record is detected and skipped on read.
-    fsync_interval_s: float = Field(default=1.0, ge=0.0)
+    fsync_interval_s: float = Field(default=1.0, ge=0.0, le=MAX_SECONDS)
 
 
 class ControlConfig(_Section):
     """``[control]``: the request/reply control socket (``status``, ``latest``, ``config``)."""
 
     # None: no control socket.  Loopback unless configured otherwise, like the PUB socket.
-    endpoint: str | None = Field(default=None, pattern=r"^(tcp|ipc|inproc)://.+")
+    endpoint: str | None = None
     # Requests larger than this are answered with an error without being parsed.
     max_request_bytes: int = Field(default=4096, ge=64, le=1_048_576)
 
 
 class MetricsConfig(_Section):
     """``[metrics]``: optional Prometheus endpoint (needs the ``metrics`` extra)."""
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else check_endpoint(value)
+
 
     # None: no metrics endpoint.
     port: int | None = Field(default=None, ge=0, le=65535)
@@ -264,7 +355,7 @@ class SystemdConfig(_Section):
     notify: bool = True
     # The watchdog is fed only while the processing loop made progress within this many
     # seconds, or is idle waiting for spectra; past it systemd sees the service as hung.
-    stall_timeout_s: float = Field(default=20.0, gt=0.0)
+    stall_timeout_s: float = Field(default=20.0, gt=0.0, le=MAX_SECONDS)
 
 
 class Config(_Section):
@@ -284,3 +375,15 @@ class Config(_Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     systemd: SystemdConfig = Field(default_factory=SystemdConfig)
+
+    @model_validator(mode="after")
+    def _control_not_publish(self) -> Config:
+        control = self.control.endpoint
+        if control is not None and endpoints_clash(control, self.publish.endpoint):
+            # Formatted by rssnet.config.load without a location prefix: the message names
+            # the field itself (a whole-config check has no location of its own).
+            raise ValueError(
+                f"control.endpoint: {control!r} is the address of publish.endpoint "
+                f"({self.publish.endpoint!r}); give the control socket its own port"
+            )
+        return self

@@ -87,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"rssnetd {__version__}")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        config = load_config(args.config, args.override)
+        # Everything the config needs from the machine (driver plugin, files, keys) is
+        # checked here, before a socket is bound or the model loaded: rssnet check-config
+        # runs the same checks (rssnet.config.checks), so the two agree on exit 78.
+        config = load_config(args.config, args.override, check_environment=True)
     except ConfigError as err:
         report_config_error(err, "rssnetd")
         return EX_CONFIG

@@ -15,7 +15,6 @@ file once, not on every pass.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import threading
 import time
 from collections import deque
@@ -32,13 +31,21 @@ from rssnet.archive import archive_spectra
 from rssnet.config.schema import ReplayOptions
 from rssnet.drivers.exports import looks_like_export, read_export
 from rssnet.errors import DriverError, SpectrumFormatError
-from rssnet.readers import SpectrumRecord, check_file_size, read_spectrum_file
+from rssnet.readers import (
+    SPECTRUM_FILE_SUFFIXES,
+    SpectrumRecord,
+    check_file_size,
+    find_spectrum_files,
+    read_spectrum_file,
+)
 from rssnet.types import DeviceInfo, RawSpectrum
 
 log = structlog.get_logger(__name__)
 
-# .rsa: the daemon's own archive files (rssnet.archive), replayed as acquired.
-SUFFIXES = (".txt", ".csv", ".tsv", ".npz", ".rsa")
+# .rsa: the daemon's own archive files (rssnet.archive), replayed as acquired.  The file
+# search is in rssnet.readers, where the config checks find it too.
+SUFFIXES = SPECTRUM_FILE_SUFFIXES
+find_files = find_spectrum_files
 # Any Raman shift axis lies within this band; values outside mean the file holds something
 # else (wavelengths in nm far from the laser, pixel indices, a wrong column).
 PLAUSIBLE_SHIFT = (-1000.0, 10_000.0)
@@ -280,13 +287,3 @@ def _signature(path: Path) -> _Signature | None:
     except OSError:
         return None  # gone or unreadable: read (and reported) again next time
     return (stat.st_size, stat.st_mtime_ns)
-
-
-def find_files(pattern: str) -> list[Path]:
-    """A directory's spectrum files, a glob's matches or the one file, sorted by name."""
-    path = Path(pattern)
-    if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
-    if glob.has_magic(pattern):
-        return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
-    return [path] if path.exists() else []

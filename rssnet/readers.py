@@ -7,6 +7,7 @@ line (or array) at fault; callers decide whether to skip and count.
 
 from __future__ import annotations
 
+import glob
 import math
 import re
 import tokenize
@@ -164,6 +165,22 @@ def read_text_spectrum(
         return parse_rruff_text(text, str(p))
     axis, y = parse_columns(text.splitlines(), str(p))
     return SpectrumRecord(name=p.stem, id=p.stem, axis=axis, intensity=y, source=str(p))
+
+
+# What the replay driver plays: text spectra, §3 sets and the daemon's archive files.
+SPECTRUM_FILE_SUFFIXES = (".txt", ".csv", ".tsv", ".npz", ".rsa")
+
+
+def find_spectrum_files(pattern: str) -> list[Path]:
+    """A directory's spectrum files, a glob's matches or the one file, sorted by name."""
+    path = Path(pattern)
+    if path.is_dir():
+        return sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SPECTRUM_FILE_SUFFIXES
+        )
+    if glob.has_magic(pattern):
+        return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    return [path] if path.exists() else []
 
 
 def check_file_size(path: Path, max_mb: float | None) -> None:
@@ -385,9 +402,7 @@ def write_eval_set(path: str | Path, ev: EvalSet) -> None:
     np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy stub is too narrow
 
 
-def read_spectrum_file(
-    path: str | Path, *, max_mb: float | None = None
-) -> list[SpectrumRecord]:
+def read_spectrum_file(path: str | Path, *, max_mb: float | None = None) -> list[SpectrumRecord]:
     """Any supported file as records: ``.npz`` sets give one record per mixture row.
 
     Files (text) or decoded arrays (``.npz``) over ``max_mb`` (when given; MB = 10⁶ bytes)

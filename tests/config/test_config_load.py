@@ -120,6 +120,8 @@ def test_overrides_apply_before_validation(tmp_path: Path) -> None:
 def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "good.toml"
     good.write_text(MINIMAL)
+    (tmp_path / "spectra").mkdir()  # check-config also checks the replay path finds files
+    (tmp_path / "spectra" / "a.csv").write_text("200,1\n300,2\n")
     assert check_config([str(good)]) == 0
     assert "ok" in capsys.readouterr().out
 

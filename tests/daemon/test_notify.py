@@ -127,7 +127,15 @@ def test_rssnetd_ready_watchdog_status_stopping(
 def test_no_ready_when_the_driver_cannot_open(tmp_path: Path, tiny_model: Path, start: Any) -> None:
     sock = NotifySocket(tmp_path, abstract=True)
     try:
-        config = write_config(tmp_path / "d.toml", tmp_path / "nothing-here", tiny_model)
+        # A serial port that is not there passes the config checks (it may appear later)
+        # and fails when the driver opens it.
+        config = write_config(
+            tmp_path / "d.toml",
+            tmp_path,
+            tiny_model,
+            instrument={"driver": "serial"},
+            instrument__serial={"port": str(tmp_path / "no-such-tty")},
+        )
         daemon = start(config, env={"NOTIFY_SOCKET": sock.address, "WATCHDOG_USEC": "400000"})
         assert daemon.wait() == 69
         assert sock.count("READY") == 0

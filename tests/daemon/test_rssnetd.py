@@ -176,16 +176,18 @@ def test_missing_model_fails_clearly(tmp_path: Path) -> None:
     done = subprocess.run(
         rssnetd_command(config), capture_output=True, text=True, timeout=120, cwd=REPO
     )
-    assert done.returncode == 69
-    assert "no inference backend could serve" in done.stderr
-    assert "absent.pt" in done.stderr
+    # A config error found before anything starts (rssnet.config.checks), as check-config.
+    assert done.returncode == 78
+    assert f"{config}: engine.model: '{tmp_path / 'absent.pt'}': no such file" in done.stderr
 
 
 def test_json_log_lines_when_not_a_terminal(tmp_path: Path, tiny_model: Path) -> None:
+    # A serial port that is not there: a valid config (the port may appear later), so the
+    # daemon binds and loads, then cannot open the instrument.
     config = tmp_path / "bad.toml"
     config.write_text(
-        '[instrument]\nname = "x"\ndriver = "replay"\n'
-        '[instrument.replay]\npath = "/nowhere/*.csv"\n'
+        '[instrument]\nname = "x"\ndriver = "serial"\n'
+        f'[instrument.serial]\nport = "{tmp_path / "no-such-tty"}"\n'
         f'[engine]\nmodel = "{tiny_model}"\n[publish]\nendpoint = "tcp://127.0.0.1:0"\n'
     )
     done = subprocess.run(
@@ -197,7 +199,7 @@ def test_json_log_lines_when_not_a_terminal(tmp_path: Path, tiny_model: Path) ->
     assert "bound" in events
     assert "cannot_start" in events
     assert all({"level", "timestamp"} <= e.keys() for e in entries)
-    assert "no spectrum files" in done.stderr
+    assert "no-such-tty" in next(e for e in entries if e["event"] == "cannot_start")["reason"]
 
 
 def test_unknown_driver_is_a_config_error(tmp_path: Path, tiny_model: Path) -> None:
