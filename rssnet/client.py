@@ -16,7 +16,10 @@ new ``session`` means the daemon restarted; it is reported (``on_session``), not
 a loss.  A malformed message is logged (structlog ``bad_message_skipped``, with topic and
 reason), counted in :attr:`ResultClient.skipped` and skipped: iteration never raises for
 what a sender put on the wire.  A skipped message's ``seq`` is never delivered, so when good
-messages of its topic follow it also shows as a gap.
+messages of its topic follow it also shows as a gap.  Every ``receipt_interval_s`` the
+client tells the daemon what it received and lost in the daemon's current session
+(rssnet.receipts): status ``publisher.subscribers`` then shows, per subscriber, what a
+cut-off cost it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import zmq
 import zmq.auth
 
 from rssnet.errors import ConfigError, WireError
+from rssnet.receipts import ReceiptSender
 from rssnet.wire import Message, decode
 
 log = structlog.get_logger(__name__)
@@ -142,7 +146,9 @@ class SessionChange:
 
 
 class ResultClient:
-    """A SUB socket on a result stream, yielding typed messages.
+    """A subscriber on a result stream, yielding typed messages.  An XSUB socket (to the
+    daemon a SUB socket that can also send receipts upstream); ``name`` labels this client
+    in the daemon's status, ``receipt_interval_s = 0`` sends none.
 
     ``curve`` is ``(client_secret_key_file, server_public_key_file)``: ZeroMQ certificate
     files as ``rssnet keys`` writes them (``name.key_secret``, ``server.key``).  Raises
@@ -160,6 +166,8 @@ class ResultClient:
         rcvhwm: int = 10_000,
         on_gap: GapCallback | None = None,
         on_session: SessionCallback | None = None,
+        name: str = "",
+        receipt_interval_s: float = 1.0,
     ) -> None:
         self.endpoint = endpoint
         self.topic = topic
@@ -175,7 +183,8 @@ class ResultClient:
         self._closed = False
         keys = _curve_options(*curve) if curve is not None else {}
         context = context or zmq.Context.instance()
-        self._socket: zmq.Socket[Any] = context.socket(zmq.SUB)
+        self._socket: zmq.Socket[Any] = context.socket(zmq.XSUB)
+        self._receipts = ReceiptSender(self._socket, name, receipt_interval_s)
         try:
             self._socket.setsockopt(zmq.LINGER, 0)
             # Explicit (CONTRACTS §1); with the daemon's NODROP publisher a full queue here
@@ -183,7 +192,8 @@ class ResultClient:
             self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
             for option, value in keys.items():
                 self._socket.setsockopt(option, value)
-            self._socket.setsockopt_string(zmq.SUBSCRIBE, topic)
+            # XSUB subscribes with a message; it is sent again after every reconnect.
+            self._socket.send(b"\x01" + topic.encode())
             self._socket.connect(endpoint)
         except zmq.ZMQError as err:
             self._socket.close(linger=0)
@@ -240,10 +250,14 @@ class ResultClient:
         # accepted (e.g. a zero-size dtype), and nothing a sender does may end iteration.
         except (ValueError, TypeError, OverflowError) as err:
             self.skipped += 1
+            self._receipts.count(None, skipped=1)
             log.warning("bad_message_skipped", topic=_topic_of(frames), reason=str(err))
             return None
         self.received += 1
-        self._track(message.topic, str(message.header["session"]), message.seq)
+        session = str(message.header["session"])
+        self._receipts.count(session, received=1)
+        self._track(message.topic, session, message.seq)
+        self._receipts.send_if_due(time.monotonic())
         return typed
 
     def _track(self, topic: str, session: str, seq: int) -> None:
@@ -260,6 +274,7 @@ class ResultClient:
                 self.on_session(topic, old_session, session)
         elif seq > expected:
             self.lost += seq - expected
+            self._receipts.count(session, lost=seq - expected)
             self.gaps.append(Gap(topic, session, expected, seq))
             log.warning("messages_lost", topic=topic, expected_seq=expected, got_seq=seq)
             if self.on_gap is not None:

@@ -19,7 +19,8 @@ import structlog
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from rssnet.errors import PublishError
+from rssnet.errors import PublishError, WireError
+from rssnet.receipts import SubscriberTable, is_receipt
 from rssnet.wire import SCHEMA_VERSION, encode, topic_for
 
 log = structlog.get_logger(__name__)
@@ -124,6 +125,9 @@ class ZmqPublisher:
         self._sent = 0
         self._dropped = 0
         self._subscriptions = 0
+        # What subscribers say they received and lost (rssnet.receipts): the only way to
+        # count, per subscriber, what a cut-off cost it.
+        self._subscribers = SubscriberTable()
         self._closed = False
 
     def publish(
@@ -165,10 +169,25 @@ class ZmqPublisher:
                 notice = self._socket.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return self._subscriptions
+            more = self._socket.getsockopt(zmq.RCVMORE)
+            while self._socket.getsockopt(zmq.RCVMORE):  # no upstream message of ours has parts
+                self._socket.recv(zmq.NOBLOCK)
             if notice[:1] == b"\x01":
                 self._subscriptions += 1
             elif notice[:1] == b"\x00":
                 self._subscriptions = max(0, self._subscriptions - 1)
+            else:
+                self._receipt(notice, more=bool(more))
+
+    def _receipt(self, frame: bytes, *, more: bool) -> None:
+        if more or not is_receipt(frame):
+            self._subscribers.bad += 1
+            log.warning("bad_upstream_message", endpoint=self.endpoint, size=len(frame))
+            return
+        try:
+            self._subscribers.update(frame, time.monotonic())
+        except WireError as err:
+            log.warning("bad_receipt", endpoint=self.endpoint, reason=str(err))
 
     def _poll_connections(self) -> None:
         while True:
@@ -201,6 +220,10 @@ class ZmqPublisher:
             "subscriptions": self._subscriptions,
             "connections": self._connections,
             "disconnects": self._disconnects,
+            # Per subscriber, from its own receipts: "lost" includes what a cut-off cost it
+            # (never in "dropped", which counts what no subscriber could be sent).
+            "subscribers": self._subscribers.snapshot(time.monotonic(), self.session),
+            "bad_receipts": self._subscribers.bad,
         }
 
     def close(self, linger_s: float | None = None) -> None:
