@@ -169,7 +169,10 @@ class InstrumentConfig(_Section):
 class EngineConfig(_Section):
     """``[engine]``: the backends to try in order, the model file and batching."""
 
-    backend: list[str] = Field(default_factory=lambda: ["torch"], min_length=1)
+    # engine.select.DEFAULT_ORDER: the first installed one that serves (torch is an extra).
+    backend: list[str] = Field(
+        default_factory=lambda: ["tensorrt", "onnxruntime", "torch"], min_length=1
+    )
     # None: the model shipped with the package (rssnet.model.checkpoint.default_model_path).
     model: Path | None = None
     device: str = "cpu"

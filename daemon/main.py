@@ -66,7 +66,7 @@ def make_driver(config: Config, backend: Backend) -> Driver:
 def model_path(config: Config) -> Path:
     if config.engine.model is not None:
         return config.engine.model
-    from rssnet.model.checkpoint import default_model_path
+    from rssnet.model.files import default_model_path
 
     return default_model_path()
 

@@ -1,10 +1,10 @@
 """The onnxruntime backend: runs an exported graph on the CPU (or CUDA when present).
 
-Given an rssnet model file (``.pt``) it serves the file's ONNX export, made once and cached
-under ``cache_dir/onnx`` (keyed by the model file's SHA-256); given an ``.onnx`` file from
-``rssnet export`` it serves that, reading axis, C and the self-test reference from the
-graph's metadata.  onnxruntime is imported only here: without the ``onnx`` extra the
-backend is unavailable and the next configured one is tried.
+Given an rssnet model file (``.pt``) it serves the file's ONNX export: the one beside it
+(the shipped model's), else one made once and cached under ``cache_dir/onnx``
+(:mod:`rssnet.engine.model_source`); given an ``.onnx`` file from ``rssnet export`` it serves
+that, reading axis, C and the self-test reference from the graph's metadata.  onnxruntime
+is a core dependency but still imported only here, when this backend is chosen.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import numpy.typing as npt
 import structlog
 
 from rssnet.engine import onnx_meta
+from rssnet.engine.model_source import onnx_for
 from rssnet.engine.selftest import run_self_test
 from rssnet.engine.trt_cache import default_cache_dir
 from rssnet.errors import BackendUnavailable, EngineError, ModelFileError, SpectrumRejected
+from rssnet.model.files import sha256_file
 from rssnet.types import ModelInfo
 
 log = structlog.get_logger(__name__)
@@ -33,12 +35,13 @@ DEFAULT_LEVEL = "all"
 
 
 def import_onnxruntime() -> Any:
-    """onnxruntime, or BackendUnavailable naming the extra that provides it."""
+    """onnxruntime, or BackendUnavailable saying how to install it."""
     try:
         import onnxruntime
     except ImportError as err:
         raise BackendUnavailable(
-            "onnxruntime is not installed: pip install 'rssnet[onnx]'"
+            "onnxruntime is not installed (a core dependency of rssnet): pip install "
+            "onnxruntime, or reinstall rssnet"
         ) from err
     return onnxruntime
 
@@ -89,7 +92,7 @@ class OnnxBackend:
         ort = import_onnxruntime()
         providers = self._providers(ort, device)
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        path = self._onnx_path(model_path, cache, fp16)
+        path = onnx_for(model_path, cache, fp16=fp16, backend=self.name)
         meta = self._peek_precision(ort, path)
         # onnxruntime 1.32 crashes (SIGSEGV) applying its layout optimizations ("all") to a
         # float16 graph on the CPU; "extended" is the highest level that works there.
@@ -113,7 +116,7 @@ class OnnxBackend:
         self.info = ModelInfo(
             name=self.meta.name,
             # The model file's hash, so every backend publishes the same model identity.
-            sha256=self.meta.source_sha256 or _sha256(path),
+            sha256=self.meta.source_sha256 or sha256_file(path),
             axis=self.meta.axis,
             n_components=self.meta.n_components,
             config=self.meta.config,
@@ -145,26 +148,6 @@ class OnnxBackend:
         return ["CPUExecutionProvider"]
 
     @staticmethod
-    def _onnx_path(model_path: str | Path | None, cache: Path, fp16: bool) -> Path:
-        if model_path is not None and Path(model_path).suffix == ".onnx":
-            path = Path(model_path)
-            if not path.is_file():
-                raise ModelFileError(f"{path}: ONNX file not found")
-            return path
-        from rssnet.engine.export import cached_export
-        from rssnet.model.checkpoint import default_model_path
-
-        source = Path(model_path) if model_path is not None else default_model_path()
-        try:
-            return cached_export(source, cache, fp16=fp16)
-        except BackendUnavailable:
-            raise
-        except ModelFileError:
-            raise
-        except (EngineError, OSError, RuntimeError) as err:
-            raise EngineError(f"{source}: ONNX export for onnxruntime failed: {err}") from err
-
-    @staticmethod
     def _peek_precision(ort: Any, path: Path) -> str:
         # The precision decides the optimization level, so read it with a session that does
         # no optimization at all (cheap: a few ms for this model).
@@ -192,8 +175,3 @@ class OnnxBackend:
         # Dropping the session frees its arena; there is no explicit close in onnxruntime.
         self.session = None
 
-
-def _sha256(path: Path) -> str:
-    from rssnet.model.checkpoint import sha256_file
-
-    return sha256_file(path)

@@ -1,13 +1,16 @@
 """Choose the inference backend: try the configured names in order, fall back loudly.
 
-Each backend module is imported only when its turn comes, so a missing optional runtime
-(onnxruntime, tensorrt) costs nothing unless it is asked for, and its absence is logged
-with the reason before the next backend is tried.
+The default order is :data:`DEFAULT_ORDER`: TensorRT (fastest, where a GPU and the
+``tensorrt`` extra are), then onnxruntime (a core dependency: always there), then torch (the
+``torch`` extra).  A backend whose runtime is not installed is skipped without importing
+anything, with the extra that provides it in the log line and, when no backend can serve,
+in the error.  Each backend module is imported only when its turn comes.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,10 +28,28 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "onnxruntime": ("rssnet.engine.onnx_backend", "OnnxBackend"),
     "tensorrt": ("rssnet.engine.tensorrt_backend", "TensorRTBackend"),
 }
+# The order tried when the config names none: fastest first, torch (an extra) last.
+DEFAULT_ORDER: tuple[str, ...] = ("tensorrt", "onnxruntime", "torch")
+# name -> (the runtime's top-level module, how to install it).
+RUNTIMES: dict[str, tuple[str, str]] = {
+    "torch": ("torch", "pip install 'rssnet[torch]'"),
+    "onnxruntime": ("onnxruntime", "pip install onnxruntime (a core dependency of rssnet)"),
+    "tensorrt": ("tensorrt", "pip install 'rssnet[tensorrt]' (on Jetson: JetPack)"),
+}
+
+
+def installed(name: str) -> bool:
+    """Whether backend ``name``'s runtime can be imported here (found, not imported: torch
+    takes seconds to import, and a daemon on onnxruntime never needs it)."""
+    module = RUNTIMES[name][0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def open_backend(
-    names: list[str],
+    names: list[str] | None,
     model_path: str | Path,
     *,
     device: str = "cpu",
@@ -36,7 +57,8 @@ def open_backend(
     source: str = "engine.backend",
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Backend:
-    """The first backend in ``names`` that loads ``model_path`` and passes its self-test.
+    """The first backend in ``names`` (None: :data:`DEFAULT_ORDER`) that loads ``model_path``
+    and passes its self-test.
 
     ``options`` maps a backend name to extra keyword arguments for it (e.g.
     ``{"onnxruntime": {"threads": 2, "model": "m.onnx"}, "tensorrt": {"cache_dir": ...}}``;
@@ -46,11 +68,19 @@ def open_backend(
     next backend is tried.  Raises :class:`ConfigError` for a name not in :data:`BACKENDS`,
     and :class:`EngineError` listing every backend's reason when none can serve.
     """
+    names = list(DEFAULT_ORDER) if names is None else names
     unknown = [name for name in names if name not in BACKENDS]
     if unknown or not names:
         raise ConfigError(source, [f"unknown backend(s) {unknown!r}; known: {sorted(BACKENDS)!r}"])
     reasons: list[str] = []
     for name in names:
+        if not installed(name):
+            module, how = RUNTIMES[name]
+            reason = f"{module} is not installed: {how}"
+            # Not a fault: the default order lists every backend, most machines lack some.
+            log.info("backend_unavailable", backend=name, reason=reason, installed=False)
+            reasons.append(f"{name}: {reason}")
+            continue
         try:
             extra = dict((options or {}).get(name, {}))
             # A backend may serve its own file (e.g. a pre-exported .onnx for onnxruntime).
@@ -63,12 +93,19 @@ def open_backend(
         log.info(
             "backend_ready",
             backend=name,
+            why=_why(name, names, reasons),
             model=backend.info.name,
             sha256=backend.info.sha256,
             max_batch=backend.max_batch,
         )
         return backend
     raise EngineError("no inference backend could serve:\n  " + "\n  ".join(reasons))
+
+
+def _why(name: str, names: list[str], reasons: list[str]) -> str:
+    """Why ``name`` serves, for the log: its place in the order and what came before it."""
+    why = f"{name} is {'first' if not reasons else 'the first available'} in {names!r}"
+    return why + (f"; skipped: {'; '.join(reasons)}" if reasons else "")
 
 
 def _load(name: str, model_path: str | Path, **options: Any) -> Backend:

@@ -7,8 +7,9 @@ optimization profile for batch 1..max_batch, a timing cache, engines cached by
 capability, precision, profile; rebuilt on any mismatch; never loaded from elsewhere), and
 execution by named tensor addresses (``set_tensor_address`` + ``execute_async_v3``).
 
-Device memory and the stream come from torch's CUDA allocator (torch is a core dependency
-and on Jetson ships with CUDA), so no second CUDA binding is needed.
+Device memory and the stream come from torch's CUDA allocator (on Jetson torch ships with
+CUDA), so no second CUDA binding is needed; without torch (the ``torch`` extra) this
+backend is unavailable and says so.
 
 NOT EXERCISED ON THE BUILD MACHINE (no GPU, no tensorrt): everything inside
 :class:`_TrtRuntime` and :func:`build_engine`.  The cache-key and rebuild logic they rely
@@ -27,9 +28,11 @@ import numpy.typing as npt
 import structlog
 
 from rssnet.engine import onnx_meta
+from rssnet.engine.model_source import onnx_for, read_onnx_meta
 from rssnet.engine.selftest import run_self_test
 from rssnet.engine.trt_cache import EngineCache, Profile, default_cache_dir, make_key
 from rssnet.errors import BackendUnavailable, EngineError, ModelFileError, SpectrumRejected
+from rssnet.model.files import sha256_file
 from rssnet.types import ModelInfo
 
 log = structlog.get_logger(__name__)
@@ -50,7 +53,13 @@ def import_tensorrt() -> Any:
 
 
 def _cuda(device: str) -> tuple[Any, int]:
-    import torch
+    try:
+        import torch
+    except ImportError as err:
+        raise BackendUnavailable(
+            "tensorrt backend: its CUDA memory and stream come from torch, which is not "
+            "installed: pip install 'rssnet[torch]' (a CUDA build), or use onnxruntime"
+        ) from err
 
     if not torch.cuda.is_available():
         raise BackendUnavailable("tensorrt backend: no CUDA GPU available to torch")
@@ -195,13 +204,9 @@ class TensorRTBackend:
     ) -> None:
         trt = import_tensorrt()
         torch, index = _cuda(device)
-        from rssnet.engine.export import cached_export
-        from rssnet.model.checkpoint import default_model_path, sha256_file
-
         cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        source = Path(model_path) if model_path is not None else default_model_path()
-        onnx_path = cached_export(source, cache_root, fp16=fp16)
-        self.meta = _read_meta(onnx_path)
+        onnx_path = onnx_for(model_path, cache_root, fp16=fp16, backend=self.name)
+        self.meta = read_onnx_meta(onnx_path)
         profile = Profile(1, opt_batch or max_batch, max_batch, self.meta.length)
         key = make_key(
             sha256_file(onnx_path), self.meta.precision, profile, TorchCudaKeyProvider(trt, index)
@@ -254,16 +259,3 @@ class TensorRTBackend:
     def close(self) -> None:
         self._rt = None  # type: ignore[assignment]  # frees context, engine, stream
 
-
-def _read_meta(path: Path) -> onnx_meta.OnnxMeta:
-    from rssnet.engine.export import _onnx
-
-    try:
-        graph = _onnx().load(str(path), load_external_data=False)
-    except Exception as err:  # protobuf's DecodeError and friends
-        raise ModelFileError(f"{path}: cannot read this ONNX file: {err}") from err
-    props = {p.key: p.value for p in graph.metadata_props}
-    try:
-        return onnx_meta.decode(props, str(path))
-    except ValueError as err:
-        raise ModelFileError(str(err)) from err

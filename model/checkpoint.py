@@ -6,7 +6,6 @@ model file from elsewhere cannot run code on load.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,12 @@ import torch
 
 from rssnet.errors import ModelFileError
 from rssnet.model.config import RSSNetConfig
+from rssnet.model.files import (
+    ONNX_BACKENDS,
+    default_model_path,
+    model_format,
+    sha256_file,
+)
 from rssnet.model.rssnet import RSSNet
 from rssnet.types import FloatArray
 
@@ -27,11 +32,6 @@ MODEL_NAME = "rssnet"
 def default_axis(points: int = 1024, lo: float = 200.0, hi: float = 1200.0) -> FloatArray:
     """The default model axis: 1024 points over 200–1200 cm⁻¹."""
     return np.linspace(lo, hi, points, dtype=np.float32)
-
-
-def default_model_path() -> Path:
-    """The shipped default model (package data)."""
-    return Path(__file__).with_name("default.pt")
 
 
 @dataclass
@@ -47,14 +47,6 @@ class Checkpoint:
     reference_input: FloatArray | None = None  # (B, L)
     reference_output: FloatArray | None = None  # (B, C, L)
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_checkpoint(
@@ -102,6 +94,12 @@ def save_checkpoint(
 def read_payload(path: str | Path) -> dict[str, Any]:
     """The raw dictionary of a model file; raises ModelFileError naming the file."""
     p = Path(path)
+    if model_format(p) == "onnx":
+        # torch.load would answer with its unpickling message, which names no way out.
+        raise ModelFileError(
+            f"{p}: an ONNX file, not a torch model file (.pt): the {ONNX_BACKENDS} backend "
+            f'runs it ([engine] backend = ["onnxruntime"]); torch needs the .pt it came from'
+        )
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except FileNotFoundError as err:
