@@ -27,7 +27,8 @@ def load_config(
 
     ``overrides`` are ``dotted.key=<TOML value>`` strings (``publish.endpoint="tcp://..."``)
     applied before validation.  Relative paths in the result are made absolute against the
-    config file's folder.  With ``check_environment``, what the config needs from the
+    config file's folder, or, when an override set them, against the current directory.
+    With ``check_environment``, what the config needs from the
     machine is checked too (:func:`rssnet.config.checks.environment_problems`: driver
     plugins, files, folders, keys), as ``rssnet check-config`` and ``rssnetd`` do.
     Raises :class:`ConfigError` listing every problem.
@@ -62,9 +63,10 @@ def parse_config(
         # The message already says "(at line L, column C)".
         raise ConfigError(source, [f"TOML syntax: {err}"]) from err
     errors: list[str] = []
+    typed: list[str] = []
     for item in overrides:
         try:
-            _apply_override(data, item)
+            typed.append(_apply_override(data, item))
         except ValueError as err:
             errors.append(str(err))
     base = base_dir or Path.cwd()
@@ -77,9 +79,9 @@ def parse_config(
             # the keys already reported (their defaults take their place), when that validates.
             partial = _without(data, [item["loc"] for item in err.errors()])
             if partial is not None:
-                errors.extend(environment_problems(_resolve_paths(partial, base)))
+                errors.extend(environment_problems(_resolve_paths(partial, base, typed)))
         raise ConfigError(source, errors) from err
-    config = _resolve_paths(config, base)
+    config = _resolve_paths(config, base, typed)
     if check_environment:
         errors.extend(environment_problems(config))
     if errors:
@@ -133,7 +135,8 @@ def format_validation_error(err: ValidationError) -> list[str]:
     return lines
 
 
-def _apply_override(data: dict[str, Any], item: str) -> None:
+def _apply_override(data: dict[str, Any], item: str) -> str:
+    """Set ``dotted.key=value`` in ``data``; returns the dotted key."""
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
         raise ValueError(f"override {item!r}: expected dotted.key=value")
@@ -149,24 +152,35 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
             raise ValueError(f"override {item!r}: {part!r} is not a table")
         node = child
     node[parts[-1]] = value
+    return ".".join(parts)
 
 
-def _resolve_paths(config: Config, base_dir: Path) -> Config:
+def _resolve_paths(config: Config, base_dir: Path, typed: Iterable[str] = ()) -> Config:
+    """Relative paths made absolute: against ``base_dir`` (the config file's folder), or the
+    current directory for those set by an override (``typed``, dotted keys): a path typed
+    on the command line means what it means in the shell it was typed in."""
+    typed = list(typed)
+    cwd = Path.cwd()
+
+    def base(field: str) -> Path:
+        return cwd if any(field == k or field.startswith(k + ".") for k in typed) else base_dir
+
     instrument = config.instrument
     if instrument.replay is not None:
-        replay_path = _absolute(instrument.replay.path, base_dir)
+        replay_path = _absolute(instrument.replay.path, base("instrument.replay.path"))
         instrument = instrument.model_copy(
             update={"replay": instrument.replay.model_copy(update={"path": replay_path})}
         )
     engine = config.engine
     if engine.model is not None and not engine.model.is_absolute():
-        engine = engine.model_copy(update={"model": base_dir / engine.model})
+        engine = engine.model_copy(update={"model": base("engine.model") / engine.model})
     # Operations (issue 6): the archive folder and CURVE key files, like the model path.
     ops: dict[str, Any] = {}
     if config.archive.dir is not None and not config.archive.dir.is_absolute():
-        ops["archive"] = config.archive.model_copy(update={"dir": base_dir / config.archive.dir})
+        archive_dir = base("archive.dir") / config.archive.dir
+        ops["archive"] = config.archive.model_copy(update={"dir": archive_dir})
     keys = {
-        name: base_dir / value
+        name: base(f"security.{name}") / value
         for name in ("server_secret_key", "allowed_clients")
         if (value := getattr(config.security, name)) is not None and not value.is_absolute()
     }

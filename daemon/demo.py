@@ -1,7 +1,7 @@
 """``rssnet demo``: the whole service on one machine, from nothing but the package.
 
-Generates a small set of synthetic two-component mixtures (pseudo-minerals made of
-Lorentzian peaks) into a temporary folder, or replays a given CONTRACTS §3 set
+Replays a small run of synthetic two-component mixtures (pseudo-minerals made of
+Lorentzian peaks, shipped as ``config/demo.npz``), or replays a given CONTRACTS §3 set
 (``--data``, e.g. ``rssnet synth`` mixtures of real RRUFF minerals), starts ``rssnetd`` on
 the shipped ``config/demo.toml`` as a subprocess, listens, prints the results, each scored
 against the set's true components, and stops the daemon with SIGTERM, showing its final
@@ -31,6 +31,10 @@ from rssnet.errors import SpectrumFormatError
 from rssnet.readers import read_eval_set, resample
 
 DEMO_CONFIG = Path(rssnet.config.__file__).with_name("demo.toml")
+# The run demo.toml plays: make_demo_set() with its defaults, shipped so that
+# `rssnetd --config config/demo.toml` runs by itself (tests/daemon/test_demo_config.py
+# checks the file is still what make_demo_set writes).
+DEMO_DATA = DEMO_CONFIG.with_name("demo.npz")
 
 
 def pseudo_mineral(
@@ -137,14 +141,14 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for results")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="rssnet-demo-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rssnet-demo-") as tmp:  # the daemon's log
         return _run(args, Path(tmp))
 
 
 def _run(args: argparse.Namespace, tmp: Path) -> int:
     out = sys.stdout
     if args.data is None:
-        data = make_demo_set(tmp / "demo.npz")
+        data = DEMO_DATA
         what = "a synthetic run of 2-component pseudo-mineral mixtures"
     else:
         data = args.data.resolve()

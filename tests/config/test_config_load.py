@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import typing
 from pathlib import Path
 
@@ -169,3 +171,44 @@ def test_example_config_shows_every_key() -> None:
         if not re.search(rf"^#? ?{re.escape(key.rsplit('.', 1)[-1])} = ", text, re.MULTILINE)
     ]
     assert missing == []
+
+
+def test_override_paths_resolve_against_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    path = folder / "d.toml"
+    path.write_text(MINIMAL + '[engine]\nmodel = "m.pt"\n')
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    config = load_config(path, ['instrument.replay.path="data/*.csv"', 'archive.dir="arch"'])
+    assert config.instrument.replay is not None
+    # Typed on the command line: relative to where it was typed.
+    assert config.instrument.replay.path == str(here / "data" / "*.csv")
+    assert config.archive.dir == here / "arch"
+    # From the file: relative to the file's folder, as before.
+    assert config.engine.model == folder / "m.pt"
+    # A whole table set by an override counts as typed too.
+    config = load_config(path, ['instrument.replay={path = "x.npz"}'])
+    assert config.instrument.replay is not None
+    assert config.instrument.replay.path == str(here / "x.npz")
+
+
+def test_check_config_override_path_from_the_shell(tmp_path: Path) -> None:
+    # The real command, run where the data is: -o data means ./data, not cfg/data.
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    (folder / "d.toml").write_text(MINIMAL)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("200,1\n300,2\n")
+    command = [sys.executable, "-m", "rssnet.cli", "check-config", "cfg/d.toml"]
+    done = subprocess.run(
+        [*command, "-o", 'instrument.replay.path="data"'],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 78
+    assert f"instrument.replay.path: '{folder / 'spectra'}': no such file or folder" in done.stderr
