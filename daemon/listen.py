@@ -2,7 +2,9 @@
 
 Each line: instrument, ``seq``, latency (publish − acquisition time), then every component's
 abundance and its top peak positions in cm⁻¹.  A ``seq`` gap (a lost message) and a new
-``session`` (the daemon restarted) are reported on their own lines.
+``session`` (the daemon restarted) are reported on their own lines.  What it waits for,
+and that nothing seems to be publishing there, goes to stderr; ``--timeout`` passing with
+no message exits 75 (``EX_TEMPFAIL``: try again later).
 """
 
 from __future__ import annotations
@@ -20,8 +22,18 @@ import zmq
 from scipy.signal import find_peaks
 
 from rssnet.client import DEFAULT_ENDPOINT, Received, Result, ResultClient, Status
-from rssnet.errors import ConfigError
+from rssnet.errors import ConfigError, PublishError
 from rssnet.wire import Message
+
+# sysexits.h EX_TEMPFAIL: nothing came, which may change (the daemon may not be up yet).
+EX_TEMPFAIL = 75
+# A running daemon sends a status message at least every 5 s (CONTRACTS §1): silence for
+# longer than this means no daemon publishes there, or under another topic.
+QUIET_HINT_S = 6.0
+
+
+class NoMessage(PublishError, TimeoutError):
+    """No message arrived within the listener's timeout."""
 
 
 def top_peaks(axis: npt.NDArray[Any], spectrum: npt.NDArray[Any], n: int = 3) -> list[float]:
@@ -86,26 +98,47 @@ def listen(
     on_message: Callable[[Received], bool] | None = None,
     context: zmq.Context[Any] | None = None,
     curve: tuple[str | Path, str | Path] | None = None,
+    notes: TextIO | None = None,
 ) -> int:
     """Print results until ``count`` results arrived; returns the number received.
 
-    ``timeout_s`` bounds the wait for the next message.  ``on_message`` sees every decoded
-    message first; returning ``True`` from it ends listening.  Loss and restart detection is
-    :class:`rssnet.client.ResultClient`'s; this only prints what it reports.
+    ``timeout_s`` bounds the wait for the next message; :class:`NoMessage` when it passes.
+    ``on_message`` sees every decoded message first; returning ``True`` from it ends
+    listening.  Loss and restart detection is :class:`rssnet.client.ResultClient`'s; this
+    only prints what it reports.  ``notes`` (default stderr) is told what is awaited, and
+    when nothing came for :data:`QUIET_HINT_S`, that no daemon seems to publish there.
     """
     stream = out if out is not None else sys.stdout
+    notes = notes if notes is not None else sys.stderr
+    limit = "" if timeout_s is None else f", giving up after {timeout_s:g} s without one"
+    notes.write(f"rssnet listen: waiting for messages on {endpoint}, topic {topic!r}{limit}\n")
+    notes.flush()
 
     results = 0
+    # The first wait is cut at QUIET_HINT_S, to say so if nothing came by then.
+    hint_pending = timeout_s is None or timeout_s > QUIET_HINT_S
     with reporting_client(endpoint, stream, topic, curve=curve, context=context) as client:
         while count is None or results < count:
             skipped = client.skipped
-            message = client.receive(timeout_s)
+            message = client.receive(QUIET_HINT_S if hint_pending else timeout_s)
             received_ns = time.time_ns()
             if client.skipped > skipped:
                 stream.write(f"# {client.skipped - skipped} malformed message(s) skipped\n")
-            if message is None:
-                stream.write(f"# no message for {timeout_s:g} s on {endpoint}\n")
-                break
+            if hint_pending and message is None:
+                notes.write(
+                    f"rssnet listen: nothing in {QUIET_HINT_S:g} s: no daemon seems to be "
+                    f"publishing on {endpoint} under topic {topic!r} (is rssnetd running, "
+                    "with this publish.endpoint?); still waiting\n"
+                )
+                notes.flush()
+                if timeout_s is None:
+                    hint_pending = False
+                    continue
+                message = client.receive(timeout_s - QUIET_HINT_S)
+                received_ns = time.time_ns()
+            hint_pending = False
+            if message is None:  # only with a timeout: receive(None) waits for ever
+                raise NoMessage(f"no message for {timeout_s} s on {endpoint}")
             if isinstance(message, Result):
                 results += 1
                 stream.write(format_result(message, received_ns) + "\n")
@@ -130,13 +163,22 @@ def format_status(message: Message | Status) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="rssnet listen", description="Print results published by rssnetd."
+        prog="rssnet listen",
+        description="Print results published by rssnetd, one line each, on stdout. What it "
+        "waits for, and a warning when nothing arrives within a few seconds, go to stderr.",
+        epilog=f"exit status: 0 once --count results arrived (or on Ctrl-C); {EX_TEMPFAIL} "
+        "when --timeout passed with no message; 1 for a bad endpoint or fewer results "
+        "than --count; 78 for unusable --curve key files.",
     )
     parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="PUB endpoint to connect")
     parser.add_argument("--topic", default="rssnet.", help="topic prefix to subscribe to")
     parser.add_argument("--count", type=int, default=None, help="stop after N results")
     parser.add_argument(
-        "--timeout", type=float, default=None, help="give up after S seconds without a message"
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"give up after S seconds without a message (exit {EX_TEMPFAIL})",
     )
     parser.add_argument("--status", action="store_true", help="print status messages too")
     parser.add_argument(
@@ -157,6 +199,9 @@ def main(argv: list[str]) -> int:
         )
     except KeyboardInterrupt:
         return 0
+    except NoMessage as err:
+        sys.stderr.write(f"rssnet listen: {err}; giving up\n")
+        return EX_TEMPFAIL
     except ConfigError as err:
         sys.stderr.write(f"rssnet listen: {err}\n")
         return 78
