@@ -130,11 +130,11 @@ class WasatchDriver:
         attempt = 0
         acc: list[Any] = []
         while not self._stop.is_set():
+            if self._device is None:
+                self._reconnect(attempt)  # raises only to give up (max_reconnects)
+                attempt += 1
+                continue
             try:
-                if self._device is None:
-                    self._reconnect(attempt)
-                    attempt += 1
-                    continue
                 if self.options.dark_every and self._since_dark >= self.options.dark_every:
                     acc = []  # never average across a dark
                     self._take_dark()

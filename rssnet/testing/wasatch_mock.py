@@ -53,6 +53,57 @@ def write_unit(
     return mock_label(name, file)
 
 
+def unit_shift(eeprom: dict[str, Any]) -> npt.NDArray[np.float64]:
+    """(npix,) Raman shift (cm⁻¹) of a definition's pixels, from its own coefficients."""
+    p = np.arange(int(eeprom["active_pixels_horizontal"]), dtype=np.float64)
+    wl = np.polynomial.polynomial.polyval(p, np.asarray(eeprom["wavelength_coeffs"], np.float64))
+    return np.asarray(1e7 / float(eeprom["excitation_nm_float"]) - 1e7 / wl)
+
+
+def synthetic_readings(
+    shift: npt.ArrayLike, n: int, *, band_cm: float = 1000.0, seed: int = 0
+) -> npt.NDArray[np.float64]:
+    """(n, npix) counts: dark level, fluorescence, a strong band at ``band_cm`` in every
+    reading plus pseudo-mineral bands (rssnet.testing.scene) in random proportions, noise."""
+    from rssnet.testing.scene import lorentzian, synthetic_components
+
+    x = np.asarray(shift, np.float64)
+    rng = np.random.default_rng(seed)
+    comps = synthetic_components(x, 3, seed)
+    base = 900.0 + 3000.0 * np.exp(-((((x - x[0]) / (x[-1] - x[0]) - 0.3) / 0.6) ** 2))
+    rows = [
+        base + 20000.0 * lorentzian(x, band_cm, 6.0) + 8000.0 * (rng.dirichlet(np.ones(3)) @ comps)
+        for _ in range(n)
+    ]
+    return np.asarray(rng.poisson(np.asarray(rows)), np.float64)
+
+
+def rruff_readings(
+    zip_path: Path, shift: npt.ArrayLike, n: int
+) -> tuple[npt.NDArray[np.float64], list[str]]:
+    """(n, npix) counts from the first ``n`` RRUFF spectra covering 200–1200 cm⁻¹ (one mineral
+    each, peak at 20000 counts over a dark level and fluorescence), and their names."""
+    from rssnet.readers import iter_rruff_zip
+
+    x = np.asarray(shift, np.float64)
+    base = 900.0 + 3000.0 * np.exp(-((((x - x[0]) / (x[-1] - x[0]) - 0.3) / 0.6) ** 2))
+    rows, names = [], []
+    for rec in iter_rruff_zip(zip_path):
+        if isinstance(rec, Exception) or rec.axis[0] > 200.0 or rec.axis[-1] < 1200.0:
+            continue
+        if rec.name in names:
+            continue
+        y = np.interp(x, rec.axis, rec.intensity, left=0.0, right=0.0)
+        y = np.clip(y - np.min(y), 0.0, None)
+        rows.append(base + 20000.0 * y / y.max())
+        names.append(rec.name)
+        if len(rows) == n:
+            break
+    if len(rows) < n:
+        raise ValueError(f"{zip_path}: fewer than {n} RRUFF spectra cover 200–1200 cm⁻¹")
+    return np.asarray(np.random.default_rng(0).poisson(np.asarray(rows)), np.float64), names
+
+
 def set_eeprom_field(root: Path, label: str, **fields: Any) -> None:
     """Change fields of a written unit's EEPROM (e.g. another ``serial_number``: a different
     unit on the same port); takes effect at the next connect."""
