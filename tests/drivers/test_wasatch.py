@@ -22,18 +22,18 @@ import pytest
 
 pytest.importorskip("wasatch.WasatchDevice", reason="needs the wasatch extra")
 
-from rssnet.drivers import registry  # noqa: E402  (after the skip: the SDK is optional)
-from rssnet.drivers.wasatch import WasatchDriver  # noqa: E402
-from rssnet.errors import ConfigError, DriverError, SpectrumRejected  # noqa: E402
-from rssnet.preprocess import PreprocessConfig, Preprocessor  # noqa: E402
-from rssnet.testing.wasatch_mock import (  # noqa: E402
+from rssnet.drivers import registry
+from rssnet.drivers.wasatch import WasatchDriver
+from rssnet.errors import ConfigError, DriverError, SpectrumRejected
+from rssnet.preprocess import PreprocessConfig, Preprocessor
+from rssnet.testing.wasatch_mock import (
     fix_mock_wavecal,
     set_eeprom_field,
     synthetic_readings,
     unit_shift,
     write_unit,
 )
-from rssnet.types import RawSpectrum, SpectrumFlags  # noqa: E402
+from rssnet.types import RawSpectrum, SpectrumFlags
 
 DEFINITION = Path(__file__).parent / "wasatch" / "WP-830-TEST.json"
 EEPROM: dict[str, Any] = json.loads(DEFINITION.read_text())
@@ -247,7 +247,9 @@ def test_usb_scan_without_a_unit_is_a_clear_error() -> None:
 
 def test_listed_by_rssnet_drivers_and_missing_sdk_names_the_extra() -> None:
     listing = subprocess.run(
-        [sys.executable, "-m", "rssnet.cli", "drivers"], capture_output=True, text=True,
+        [sys.executable, "-m", "rssnet.cli", "drivers"],
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     line = next(x for x in listing.stdout.splitlines() if x.startswith("wasatch"))
