@@ -136,7 +136,11 @@ def candidates(sdk: SimpleNamespace, device_id: str) -> list[tuple[str, Any]]:
     try:
         found = sdk.DeviceFinderUSB().find_usb_devices(poll=True)
     except Exception as err:  # pyusb/pyudev raise their own types (NoBackendError, ...)
-        raise DriverError(f"wasatch: cannot scan the USB bus: {type(err).__name__}: {err}") from err
+        # On Linux the SDK asks pyusb for the libusb-0.1 backend (Debian: libusb-0.1-4).
+        hint = " (libusb-0.1 missing?)" if type(err).__name__ == "NoBackendError" else ""
+        raise DriverError(
+            f"wasatch: cannot scan the USB bus: {type(err).__name__}: {err}{hint}"
+        ) from err
     return [
         (repr(d).strip("<>").removeprefix("DeviceID "), d) for d in found if d.vid == WASATCH_VID
     ]

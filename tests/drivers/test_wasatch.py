@@ -265,3 +265,18 @@ def test_listed_by_rssnet_drivers_and_missing_sdk_names_the_extra() -> None:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode != 0
     assert "pip install 'rssnet[wasatch]'" in run.stderr, run.stderr
+
+
+def test_example_config_documents_every_option() -> None:
+    # The commented [instrument.wasatch] table in config/example.toml, uncommented, is valid
+    # and names every option.
+    import tomllib
+
+    from rssnet.drivers.wasatch_options import WasatchOptions
+
+    text = (Path(__file__).resolve().parents[2] / "config" / "example.toml").read_text()
+    block = text.split("# [instrument.wasatch]\n", 1)[1].split("\n\n", 1)[0]
+    lines = [x[2:] for x in block.splitlines() if x.startswith("# ") and not x.startswith("# #")]
+    table = tomllib.loads("\n".join(lines))
+    assert set(table) == set(WasatchOptions.model_fields)
+    WasatchOptions.model_validate(table)
