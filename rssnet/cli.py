@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Modules of the "torch" extra: a command that needs one says which extra to install.
+TORCH_EXTRA_MODULES = frozenset({"torch", "onnx", "onnxscript"})
+EX_UNAVAILABLE = 69
+
+
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
     lines = ["usage: rssnet <command> [options]", "", "commands:"]
@@ -47,8 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         sys.stderr.write(f"rssnet: unknown command {name!r}\n\n{_usage()}\n")
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    code: int = module.main(rest)
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+        code: int = module.main(rest)
+    except ImportError as err:
+        # Training, evaluation and export need torch, an extra since the daemon runs without.
+        top = (err.name or "").partition(".")[0]
+        if top not in TORCH_EXTRA_MODULES:
+            raise
+        sys.stderr.write(
+            f"rssnet {name}: needs {top}, which is not installed: pip install 'rssnet[torch]'\n"
+        )
+        return EX_UNAVAILABLE
     return code
 
 

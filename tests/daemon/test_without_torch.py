@@ -203,3 +203,16 @@ def test_the_onnx_file_given_as_model_runs_without_torch(
     assert run.returncode == 0, run.stderr + run.stdout
     assert run.stdout.count("demo seq=") >= 2
     assert "exit 0" in run.stdout
+
+
+def test_a_command_that_needs_torch_names_the_extra(
+    tmp_path: Path, no_torch_env: dict[str, str]
+) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "rssnet.cli", "export", "--out", str(tmp_path / "m.onnx")],
+        capture_output=True, text=True, env=no_torch_env, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 69
+    assert run.stderr == (
+        "rssnet export: needs torch, which is not installed: pip install 'rssnet[torch]'\n"
+    )
