@@ -163,7 +163,10 @@ def identification_accuracy(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rssnet evaluate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="rssnet evaluate",
+        description="Score RSSNet or a library baseline on a CONTRACTS §3 .npz set.",
+    )
     p.add_argument("--data", required=True, help="CONTRACTS §3 .npz set")
     p.add_argument("--model", help="model file (default: the shipped model)")
     p.add_argument("--method", default="rssnet", choices=METHODS)
@@ -172,7 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         "--library-split",
         choices=("mineral", "rruff_id"),
         help="keep only the train+val part of this split of the library (so a test set's "
-        "substances or samples are not in it; same seed as `rssnet synth`)",
+        "substances or samples are not in it; same seed as for rssnet synth)",
     )
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument(
@@ -205,9 +208,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load_library(args: argparse.Namespace, axis: F32) -> SpectralLibrary:
-    from rssnet.training.library import load_library, split_library
+    from rssnet.training.library import library_report, load_library, split_library
 
-    lib = load_library(args.library, axis)
+    lib = load_library(args.library, axis, progress=True)
+    for line in library_report(lib, Path(args.library).name):
+        sys.stderr.write(f"rssnet evaluate: {line}\n")
     if args.library_split:
         parts = split_library(lib, by=args.library_split, seed=args.split_seed)
         lib = lib.subset(np.concatenate([parts["train"], parts["val"]]))

@@ -11,15 +11,18 @@ from pathlib import Path
 import numpy as np
 
 from rssnet.errors import LibraryError, SpectrumFormatError
-from rssnet.readers import SpectrumRecord, iter_rruff_zip, read_text_spectrum
-from rssnet.training.library import SpectralLibrary
+from rssnet.readers import SpectrumRecord, iter_rruff_zip, read_text_spectrum, rruff_zip_size
+from rssnet.training.library import SpectralLibrary, with_progress
 from rssnet.types import FloatArray
 
 SPECTRUM_SUFFIXES = {".txt", ".csv", ".tsv"}
 
 
-def read_records(path: str | Path) -> tuple[list[SpectrumRecord], list[str]]:
-    """Every readable spectrum of a library, and one message per unreadable file.
+def read_records(
+    path: str | Path, *, progress: bool = False
+) -> tuple[list[SpectrumRecord], list[str]]:
+    """Every readable spectrum of a library, and one message per unreadable file; with
+    ``progress``, a progress bar on stderr while they are read.
 
     Raises LibraryError when the path is missing or holds no readable spectrum.
     """
@@ -30,7 +33,10 @@ def read_records(path: str | Path) -> tuple[list[SpectrumRecord], list[str]]:
     errors: list[str] = []
     if p.is_file() and p.suffix.lower() == ".zip":
         try:
-            items = list(iter_rruff_zip(p))
+            reading = iter_rruff_zip(p)
+            if progress:
+                reading = with_progress(reading, rruff_zip_size(p), f"reading {p.name}")
+            items = list(reading)
         except SpectrumFormatError as err:
             raise LibraryError(str(err)) from err
         for item in items:
@@ -40,9 +46,8 @@ def read_records(path: str | Path) -> tuple[list[SpectrumRecord], list[str]]:
                 records.append(item)
     else:
         files = [p] if p.is_file() else sorted(p.rglob("*"))
-        for f in files:
-            if f.suffix.lower() not in SPECTRUM_SUFFIXES:
-                continue
+        files = [f for f in files if f.suffix.lower() in SPECTRUM_SUFFIXES]
+        for f in with_progress(files, len(files), f"reading {p.name}") if progress else files:
             try:
                 records.append(read_text_spectrum(f))
             except SpectrumFormatError as err:
@@ -56,9 +61,9 @@ def read_records(path: str | Path) -> tuple[list[SpectrumRecord], list[str]]:
 class LibraryCache:
     """The library's records, resampled onto each axis asked for (cached by axis)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, progress: bool = False) -> None:
         self.path = str(path)
-        self.records, self.errors = read_records(path)
+        self.records, self.errors = read_records(path, progress=progress)
         self._by_axis: dict[bytes, SpectralLibrary] = {}
 
     def on_axis(self, axis: FloatArray) -> SpectralLibrary:

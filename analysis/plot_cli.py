@@ -24,6 +24,7 @@ import numpy.typing as npt
 from scipy.optimize import nnls
 
 from rssnet.errors import RssnetError, WireError
+from rssnet.training.library import SpectralLibrary, library_report
 
 F32 = npt.NDArray[np.float32]
 
@@ -104,8 +105,9 @@ def from_stream(endpoint: str, timeout_s: float) -> Result:
     raise RssnetError(f"no result message on {endpoint} within {timeout_s:g} s")
 
 
-def render(result: Result, out: str | Path, library: str | None = None) -> Path:
-    """Write the PNG; identification and library overlays only with ``library``."""
+def render(result: Result, out: str | Path, library: str | SpectralLibrary | None = None) -> Path:
+    """Write the PNG; identification and library overlays only with ``library`` (a path,
+    or a library already on ``result.axis``)."""
     from rssnet.analysis.eval_plots import pyplot
     from rssnet.analysis.identify import Identifier, orient
 
@@ -121,7 +123,9 @@ def render(result: Result, out: str | Path, library: str | None = None) -> Path:
     if library is not None:
         from rssnet.analysis.library_io import LibraryCache
 
-        lib = LibraryCache(library).on_axis(axis)
+        lib = (
+            library if isinstance(library, SpectralLibrary) else LibraryCache(library).on_axis(axis)
+        )
         ident = Identifier(lib.spectra, lib.names, lib.ids)
         idents = ident.identify(comps, top_k=3)
         lib_spectra = lib.spectra
@@ -170,7 +174,9 @@ def render(result: Result, out: str | Path, library: str | None = None) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="rssnet plot", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="rssnet plot", description="Draw one separation result as a PNG a person can read."
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", help="saved result .npz or a CONTRACTS §3 set")
     src.add_argument("--endpoint", help="take the next live result from this PUB endpoint")
@@ -179,13 +185,25 @@ def main(argv: list[str]) -> int:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (live)")
     p.add_argument("--library", help="RRUFF .zip or directory: identify and overlay")
     p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument(
+        "--verbose", action="store_true", help="list each library spectrum skipped, and why"
+    )
     args = p.parse_args(argv)
     try:
         if args.input:
             result = from_npz(args.input, args.index, args.model)
         else:
             result = from_stream(args.endpoint, args.timeout)
-        path = render(result, args.out, args.library)
+        library = None
+        if args.library:
+            from rssnet.analysis.library_io import LibraryCache
+
+            cache = LibraryCache(args.library, progress=True)
+            library = cache.on_axis(result.axis)
+            name = Path(args.library).name
+            for line in library_report(library, name, args.verbose, cache.errors):
+                sys.stderr.write(f"rssnet plot: {line}\n")
+        path = render(result, args.out, library)
     except (RssnetError, OSError) as err:
         sys.stderr.write(f"rssnet plot: {err}\n")
         return 1

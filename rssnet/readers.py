@@ -197,6 +197,20 @@ def check_file_size(path: Path, max_mb: float | None) -> None:
         )
 
 
+def rruff_zip_size(path: str | Path) -> int:
+    """How many spectra :func:`iter_rruff_zip` yields (its ``.txt`` members); 0 when the
+    archive cannot be read (iter_rruff_zip then says why)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return sum(_is_spectrum(m) for m in zf.infolist())
+    except (OSError, zipfile.BadZipFile):
+        return 0
+
+
+def _is_spectrum(member: zipfile.ZipInfo) -> bool:
+    return not member.is_dir() and member.filename.lower().endswith(".txt")
+
+
 def iter_rruff_zip(path: str | Path) -> Iterator[SpectrumRecord | SpectrumFormatError]:
     """Every spectrum of a RRUFF zip, in archive order; unreadable members are yielded as
     errors (not raised) so a library load can skip and report them."""
@@ -207,7 +221,7 @@ def iter_rruff_zip(path: str | Path) -> Iterator[SpectrumRecord | SpectrumFormat
         raise SpectrumFormatError(f"{p}: not a readable zip archive: {err}") from err
     with zf:
         for member in zf.infolist():
-            if member.is_dir() or not member.filename.lower().endswith(".txt"):
+            if not _is_spectrum(member):
                 continue
             source = f"{p}!{member.filename}"
             try:

@@ -23,7 +23,7 @@ import numpy as np
 
 from rssnet.errors import RssnetError
 from rssnet.readers import EvalSet, write_eval_set
-from rssnet.training.library import SPLITS, load_library, split_library
+from rssnet.training.library import SPLITS, library_report, load_library, split_library
 from rssnet.training.synthesis import MOTIONS, synthesize, synthesize_runs
 from rssnet.training.synthetic import pseudo_library
 
@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--part", choices=("train", "val", "test", "all"), default="test")
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--n", type=int, help="independent mixtures (default 5000)")
-    size.add_argument("--runs", type=int, help="runs of --run-length spectra (`stream` key)")
+    size.add_argument(
+        "--runs", type=int, help="runs of --run-length spectra (the set's stream key)"
+    )
     ap.add_argument("--run-length", type=int, help="spectra per run (default 40)")
     ap.add_argument(
         "--motion",
@@ -50,13 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--points", type=int, default=1024)
     ap.add_argument("--range", type=float, nargs=2, default=(200.0, 1200.0), metavar=("LO", "HI"))
     ap.add_argument("--out", required=True)
+    ap.add_argument(
+        "--verbose", action="store_true", help="list each library spectrum skipped, and why"
+    )
     args = ap.parse_args(argv)
     if args.runs is None and (args.run_length is not None or args.motion is not None):
         ap.error("--run-length and --motion need --runs")
     axis = np.linspace(args.range[0], args.range[1], args.points, dtype=np.float32)
     try:
         if args.library:
-            lib = load_library(args.library, axis)
+            lib = load_library(args.library, axis, progress=True)
+            for line in library_report(lib, Path(args.library).name, args.verbose):
+                sys.stderr.write(f"rssnet synth: {line}\n")
             if args.part != "all":
                 lib = lib.subset(split_library(lib, args.split, seed=args.split_seed)[args.part])
         else:
