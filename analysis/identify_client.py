@@ -256,7 +256,9 @@ def run(
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="rssnet identify", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="rssnet identify", description="Name the separated components of a live result stream."
+    )
     p.add_argument("--library", required=True, help="RRUFF .zip or directory of spectra")
     p.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="daemon PUB endpoint")
     p.add_argument("--topic", default="rssnet.", help="topic prefix to subscribe to")

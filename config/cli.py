@@ -1,7 +1,8 @@
 """``rssnet check-config FILE``: validate a daemon config and nothing else.
 
 Exit 0 when valid, 78 (``EX_CONFIG``) listing every error, one per line, each prefixed by
-the file name so editors and CI logs can point at it.
+the file name so editors and CI logs can point at it.  It runs the checks rssnetd runs
+before it starts (:func:`rssnet.config.load.load_config` with ``check_environment``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ def report_config_error(err: ConfigError, prog: str) -> None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="rssnet check-config", description="Validate an rssnetd config file."
+        prog="rssnet check-config",
+        description="Check an rssnetd config file as rssnetd does before it starts: syntax, "
+        "types and ranges, endpoints and ports, the driver (built-in or plugin) and its "
+        "options, the replay files, the model file and its type, the archive folder and the "
+        "key files. Nothing is opened, bound or loaded.",
+        epilog="Exit status: 0 when valid; 78 listing every problem on stderr, one line each, "
+        "as FILE: field: problem. A relative path given with -o is relative to the current "
+        "directory; paths in the file are relative to the file's folder.",
     )
     parser.add_argument("file", help="TOML config file")
     parser.add_argument(

@@ -136,7 +136,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--data",
         type=Path,
-        help="a CONTRACTS §3 .npz set to replay (e.g. from `rssnet synth` on your RRUFF zip) "
+        help="a CONTRACTS §3 .npz set to replay (e.g. written by rssnet synth from your RRUFF zip) "
         "instead of the synthetic pseudo-minerals",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for results")

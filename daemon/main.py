@@ -73,7 +73,15 @@ def model_path(config: Config) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="rssnetd", description="rssnet daemon: spectrometer → RSSNet → ZeroMQ."
+        prog="rssnetd",
+        description="The rssnet daemon: reads spectra from a spectrometer (or files), "
+        "separates each with RSSNet and publishes the results over ZeroMQ.",
+        epilog="Exit status: 0 after a clean stop (SIGTERM, SIGINT or the end of a replay); "
+        "78 for an invalid config, every problem listed, found before any socket is bound "
+        "(the checks of rssnet check-config); 69 when the endpoint is in use, no backend can "
+        "load the model or the instrument cannot be opened; 1 when the driver fails while "
+        "running. A relative path given with -o is relative to the current directory; paths "
+        "in the config file are relative to the file's folder.",
     )
     parser.add_argument("--config", required=True, metavar="FILE", help="TOML config file")
     parser.add_argument(

@@ -195,7 +195,11 @@ def create_driver(
 
 def main(argv: list[str]) -> int:
     """``rssnet drivers``: list installed drivers; exit 1 if any failed to load."""
-    parser = argparse.ArgumentParser(prog="rssnet drivers", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="rssnet drivers",
+        description="List the installed drivers, built-in and plugins; exit 1 if any "
+        "failed to load.",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     found = discover(load=True)

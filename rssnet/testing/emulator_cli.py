@@ -17,7 +17,12 @@ from rssnet.testing.scene import Scene
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rssnet emulate", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="rssnet emulate",
+        description="Run the reference-protocol spectrometer emulator in the foreground. "
+        "Prints the port to use (/dev/pts/N or socket://127.0.0.1:PORT) on the first line "
+        "of stdout, so scripts can read it, then serves until interrupted.",
+    )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal")
     where.add_argument("--tcp", type=int, metavar="PORT", help="serve on 127.0.0.1:PORT (0: any)")
