@@ -11,7 +11,8 @@ from the options table ``[instrument.myvendor]``: ``factory(options)``, plus the
 ``axis_range`` and ``min_coverage`` when its signature takes them.  A factory with an
 ``options_model`` attribute (a pydantic model) gets its options validated into it first.
 A plugin that fails to import is never fatal to the others: the error is kept and shown
-by ``rssnet drivers``.
+by ``rssnet drivers``.  A built-in whose vendor SDK is an optional extra (``wasatch``) is
+listed only when the SDK is installed; selecting it without names the extra to install.
 """
 
 from __future__ import annotations

@@ -21,13 +21,12 @@ import structlog
 from rssnet.drivers.calibration import CheckedCalibration, check_calibration
 from rssnet.drivers.wasatch_options import WasatchOptions
 from rssnet.drivers.wasatch_sdk import (
+    IdentityRefused,
     Unit,
-    candidates,
-    connect,
     disconnect,
     laser_state,
     load_sdk,
-    read_unit,
+    open_unit,
 )
 from rssnet.errors import DriverError, DriverTimeout
 from rssnet.types import DeviceInfo, RawSpectrum, SpectrumFlags
@@ -184,39 +183,13 @@ class WasatchDriver:
     def _session(self, deadline: float) -> None:
         """Connect to the expected unit and set it up: after open and every reconnect."""
         expected = self.options.serial_number or (self._unit.serial if self._unit else "")
-        refused: list[str] = []
-        for label, device_id in candidates(self._sdk, self.options.device_id):
-            device = connect(self._sdk, label, device_id)
-            try:
-                unit = read_unit(device, label)
-            except DriverError:
-                disconnect(device)
-                raise
-            if expected and unit.serial != expected:
-                disconnect(device)
-                self._counts["identity_refusals"] += 1
-                log.error(
-                    "wasatch_identity_refused",
-                    expected=expected,
-                    found=unit.serial,
-                    device_id=label,
-                )
-                refused.append(f"{unit.serial} ({label})")
-                continue
-            self._device = device
-            self._identified(unit)
-            break
-        else:
-            if refused:
-                raise DriverError(
-                    f"wasatch: refused {', '.join(refused)}: not the expected unit {expected!r}"
-                )
-            raise DriverError(
-                "wasatch: no Wasatch unit found on USB (VID 0x24aa; check the udev rule and "
-                "the cable)"
-                if not self.options.device_id
-                else f"wasatch: {self.options.device_id!r} not found"
-            )
+        try:
+            self._device, unit = open_unit(self._sdk, self.options.device_id, expected)
+        except IdentityRefused as err:
+            self._counts["identity_refusals"] += len(err.refused)
+            log.error("wasatch_identity_refused", expected=expected, found=err.refused)
+            raise
+        self._identified(unit)
         self._apply_settings()
         if self.options.dark != "none":
             self._take_dark()

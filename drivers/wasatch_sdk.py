@@ -160,6 +160,43 @@ def connect(sdk: SimpleNamespace, label: str, device_id: Any) -> Any:
     return device
 
 
+class IdentityRefused(DriverError):
+    """Only units other than the expected one answered; ``refused`` lists them."""
+
+    def __init__(self, message: str, refused: list[str]) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+def open_unit(sdk: SimpleNamespace, device_id: str, expected: str) -> tuple[Any, Unit]:
+    """The connected unit (``device_id``, else the first on USB) whose EEPROM serial number
+    is ``expected`` (any, when empty), and its :class:`Unit`.  Others are disconnected again.
+
+    Raises IdentityRefused when only other units answered, DriverError otherwise.
+    """
+    refused: list[str] = []
+    for label, did in candidates(sdk, device_id):
+        device = connect(sdk, label, did)
+        try:
+            unit = read_unit(device, label)
+        except DriverError:
+            disconnect(device)
+            raise
+        if not expected or unit.serial == expected:
+            return device, unit
+        disconnect(device)
+        refused.append(f"{unit.serial} ({label})")
+    if refused:
+        raise IdentityRefused(
+            f"wasatch: refused {', '.join(refused)}: not the expected unit {expected!r}", refused
+        )
+    if device_id:
+        raise DriverError(f"wasatch: {device_id!r} not found")
+    raise DriverError(
+        "wasatch: no Wasatch unit found on USB (VID 0x24aa; check the udev rule and the cable)"
+    )
+
+
 def disconnect(device: Any) -> None:
     """Laser off, then release; never raises (the unit may already be gone)."""
     try:
