@@ -25,6 +25,9 @@ class RSSNetConfig:
     chunk: int = 44  # K (the paper's ≈45 made even so 50% hop is exact)
     dropout: float = 0.1
     enc_kernel: int = 3
+    # Encoder hop (Conv-TasNet/TDANet style): the separator runs on ceil(L / enc_stride)
+    # frames instead of L points, so each step costs several times less.  1 is the paper's.
+    enc_stride: int = 1
     branch_conv: bool = True  # depth-wise 1×1 conv path p1 beside each TDA
     mask_act: str = "relu"  # relu | none, after the mask net's 1×1 conv
     max_seq: int = 256  # length of the sinusoidal position table
@@ -44,6 +47,12 @@ class RSSNetConfig:
             )
         if self.mask_act not in {"relu", "none"}:
             problems.append(f"mask_act must be 'relu' or 'none', got {self.mask_act!r}")
+        if self.enc_stride < 1 or self.enc_kernel < self.enc_stride:
+            # A kernel shorter than the hop would leave points no frame sees.
+            problems.append(
+                f"need 1 <= enc_stride <= enc_kernel, got enc_stride {self.enc_stride!r}, "
+                f"enc_kernel {self.enc_kernel!r}"
+            )
         if self.depth < 1 or self.n_iters < 1:
             problems.append("depth and n_iters must be >= 1")
         if problems:
@@ -52,6 +61,10 @@ class RSSNetConfig:
     @property
     def hop(self) -> int:
         return self.chunk // 2
+
+    def frames(self, length: int) -> int:
+        """How many encoder frames the separator sees for an input of ``length`` points."""
+        return math.ceil(length / self.enc_stride)
 
     def n_chunks(self, length: int) -> int:
         """T for an input of ``length`` points: enough 50%-overlapping chunks to cover it with

@@ -60,16 +60,28 @@ class RSSNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         n = cfg.n_filters
-        self.encoder = nn.Conv1d(1, n, cfg.enc_kernel, padding=cfg.enc_kernel // 2, bias=False)
+        k, stride = cfg.enc_kernel, cfg.enc_stride
+        # The paper's encoder (odd kernel, stride 1) pads inside the convs and keeps exactly
+        # the layers and graph the shipped checkpoints were made with; any other shape pads
+        # explicitly (see _pads) and crops the decoder's output back to L.
+        self._same = stride == 1 and k % 2 == 1
+        pad = k // 2 if self._same else 0
+        self.encoder = nn.Conv1d(1, n, k, stride=stride, padding=pad, bias=False)
         self.enc_norm = nn.GroupNorm(1, n, eps=1e-8)
         self.enc_act = nn.PReLU()
         self.block = RSSNetBlock(cfg)  # shared, applied n_iters times (see docs/model.md)
         self.recur = nn.Sequential(ChannelScale(n), nn.PReLU())
         self.mask_act = nn.PReLU()
         self.mask_conv = nn.Conv1d(n, cfg.n_components * n, 1)
-        self.decoder = nn.ConvTranspose1d(
-            n, 1, cfg.enc_kernel, padding=cfg.enc_kernel // 2, bias=False
-        )
+        self.decoder = nn.ConvTranspose1d(n, 1, k, stride=stride, padding=pad, bias=False)
+
+    def _pads(self, length: int) -> tuple[int, int]:
+        """Zero padding (left, right) so that ceil(L / stride) frames of the strided encoder
+        cover every point: frame i sees padded points [i·stride, i·stride + kernel)."""
+        cfg = self.cfg
+        left = (cfg.enc_kernel - cfg.enc_stride) // 2  # centres each frame's hop in its window
+        right = (cfg.frames(length) - 1) * cfg.enc_stride + cfg.enc_kernel - length - left
+        return left, right
 
     def _chunk(self, h: torch.Tensor) -> tuple[torch.Tensor, int]:
         """(B, N, L) → (B, N, K, T) with 50% overlap, via two shifted reshapes (no Unfold)."""
@@ -96,18 +108,26 @@ class RSSNet(nn.Module):
             raise ValueError(f"expected (batch, length) mixtures, got shape {tuple(mix.shape)}")
         scale = mix.pow(2).mean(dim=-1, keepdim=True).add(1e-12).sqrt()  # B, 1
         x = (mix / scale).unsqueeze(1)  # B, 1, L
-        h = self.enc_act(self.enc_norm(self.encoder(x)))  # B, N, L
-        chunks, length = self._chunk(h)  # B, N, K, T
+        points = mix.shape[-1]  # L
+        left = 0
+        if not self._same:
+            left, right = self._pads(points)
+            x = F.pad(x, (left, right))  # B, 1, (F-1)·stride + kernel
+        h = self.enc_act(self.enc_norm(self.encoder(x)))  # B, N, F  (F = L when stride 1)
+        chunks, length = self._chunk(h)  # B, N, K, T; length = F
         r = chunks
         for i in range(self.cfg.n_iters):
             r = self.block(r if i == 0 else self.recur(r + chunks))  # B, N, K, T
-        y = self._overlap_add(r, length)  # B, N, L
-        masks = self.mask_conv(self.mask_act(y))  # B, C·N, L
+        y = self._overlap_add(r, length)  # B, N, F
+        masks = self.mask_conv(self.mask_act(y))  # B, C·N, F
         if self.cfg.mask_act == "relu":
             masks = F.relu(masks)
-        masks = masks.reshape(masks.shape[0], self.cfg.n_components, -1, length)  # B, C, N, L
-        masked = (masks * h.unsqueeze(1)).flatten(0, 1)  # B·C, N, L
-        out = self.decoder(masked).reshape(mix.shape[0], self.cfg.n_components, length)
+        masks = masks.reshape(masks.shape[0], self.cfg.n_components, -1, length)  # B, C, N, F
+        masked = (masks * h.unsqueeze(1)).flatten(0, 1)  # B·C, N, F
+        out = self.decoder(masked)  # B·C, 1, L  ((F-1)·stride + kernel before the crop)
+        if not self._same:
+            out = out[..., left : left + points]  # B·C, 1, L
+        out = out.reshape(mix.shape[0], self.cfg.n_components, points)
         out = out * scale.unsqueeze(1)  # B, C, L
         # SI-SNR cannot see a component's sign, so training leaves it arbitrary; Raman
         # spectra are non-negative, so each component is turned to correlate positively

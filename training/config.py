@@ -41,6 +41,9 @@ class TrainSection(_Frozen):
     warmup_steps: int = Field(100, ge=0)
     clip: float = Field(5.0, gt=0)
     max_minutes: float = Field(60.0, gt=0)
+    # What max_minutes counts: "wall" time, or "cpu" time of the training process (the
+    # synthesis worker excluded), so that runs sharing a busy machine get equal compute.
+    clock: Literal["wall", "cpu"] = "wall"
     max_steps: int = Field(0, ge=0)  # 0: limited by time only
     epoch_steps: int = Field(300, ge=1)
     patience: int = Field(10, ge=1)  # epochs without validation gain before stopping

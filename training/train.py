@@ -107,8 +107,13 @@ def prepare_data(cfg: TrainConfig) -> tuple[SpectralLibrary, dict[str, np.ndarra
     return lib, split_library(lib, by=d.split, seed=d.split_seed)
 
 
-def run(cfg: TrainConfig, d: Dist | None = None) -> dict[str, Any]:
-    """Train until a stop condition; returns the final summary (also in ``summary.json``)."""
+def run(
+    cfg: TrainConfig,
+    d: Dist | None = None,
+    data: tuple[SpectralLibrary, dict[str, np.ndarray]] | None = None,
+) -> dict[str, Any]:
+    """Train until a stop condition; returns the final summary (also in ``summary.json``).
+    ``data``: ``prepare_data(cfg)``'s result, when several runs share one library."""
     d = d or Dist()
     t = cfg.train
     out = Path(t.out)
@@ -118,7 +123,7 @@ def run(cfg: TrainConfig, d: Dist | None = None) -> dict[str, Any]:
     torch.manual_seed(t.seed + d.rank)
 
     # --- data: library, split, a fixed validation set --------------------------------
-    lib, split = prepare_data(cfg)
+    lib, split = data or prepare_data(cfg)
     train_lib, val_lib = lib.subset(split["train"]), lib.subset(split["val"])
     mcfg = preset(cfg.model.preset, **cfg.model.overrides)
     val = synthesize(

@@ -6,16 +6,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rssnet.errors import ModelFileError
+from rssnet.errors import ConfigError, ModelFileError
 from rssnet.model.checkpoint import load_checkpoint
 from rssnet.training.config import load_train_config
 from rssnet.training.synthetic import pseudo_library
-from rssnet.training.train import lr_at, main, run
+from rssnet.training.train import lr_at, main, prepare_data, run
 
 
 def write_library(folder: Path, n: int = 24) -> Path:
@@ -144,3 +145,35 @@ def test_torchrun_ddp_gloo_two_cpu_processes(tmp_path: Path) -> None:
     assert summary["step"] == 6
     assert summary["samples"] == 6 * 8 * 2  # both ranks trained
     assert load_checkpoint(tmp_path / "run/best.pt").meta["world"] == 2
+
+
+def test_cpu_clock_budget_stops_on_this_process_cpu_time(tmp_path: Path) -> None:
+    budget_min = 0.03
+    cfg = load_train_config(
+        write_config(tmp_path, clock="cpu", max_minutes=budget_min, epoch_steps=4)
+    )
+    cpu0 = time.process_time()
+    summary = run(cfg)
+    used = time.process_time() - cpu0
+    assert summary["stop"] == "budget"
+    # The recorded budget clock is this process's CPU time: at least the budget (it stops
+    # only past it), at most what the process used in total (setup included).
+    assert budget_min * 60 <= summary["seconds"] <= used
+    log = [json.loads(x) for x in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert [r["seconds"] for r in log] == sorted(r["seconds"] for r in log)
+
+
+def test_unknown_clock_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="clock"):
+        load_train_config(write_config(tmp_path, clock="gpu"))
+
+
+def test_runs_can_share_one_prepared_library(tmp_path: Path) -> None:
+    first = load_train_config(write_config(tmp_path / "a", max_steps=4, epoch_steps=4))
+    data = prepare_data(first)
+    second = first.model_copy(
+        update={"train": first.train.model_copy(update={"out": str(tmp_path / "b" / "run")})}
+    )
+    for cfg in (first, second):
+        assert run(cfg, data=data)["step"] == 4
+    assert (tmp_path / "b/run/last.pt").exists()
