@@ -321,14 +321,14 @@ class ControlConfig(_Section):
     # Requests larger than this are answered with an error without being parsed.
     max_request_bytes: int = Field(default=4096, ge=64, le=1_048_576)
 
-
-class MetricsConfig(_Section):
-    """``[metrics]``: optional Prometheus endpoint (needs the ``metrics`` extra)."""
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
         return None if value is None else check_endpoint(value)
 
+
+class MetricsConfig(_Section):
+    """``[metrics]``: optional Prometheus endpoint (needs the ``metrics`` extra)."""
 
     # None: no metrics endpoint.
     port: int | None = Field(default=None, ge=0, le=65535)
