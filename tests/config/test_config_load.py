@@ -38,7 +38,7 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     path = tmp_path / "d.toml"
     path.write_text(MINIMAL)
     config = load_config(path)
-    assert config.engine.backend == ["torch"]
+    assert config.engine.backend == ["tensorrt", "onnxruntime", "torch"]  # the select order
     assert config.engine.model is None
     assert config.publish.endpoint == "tcp://127.0.0.1:5560"
     assert config.publish.status_interval_s <= 5.0

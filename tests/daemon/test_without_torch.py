@@ -191,6 +191,20 @@ def test_a_pt_model_without_torch_says_install_torch_or_use_the_onnx(
     assert "Traceback" not in stderr
 
 
+def test_a_configured_backend_that_is_not_installed_names_its_extra(
+    tmp_path: Path, no_torch_env: dict[str, str]
+) -> None:
+    replay = tmp_path / "spectra"
+    make_replay_dir(replay, 1)
+    config = _config(tmp_path / "torch.toml", replay, backend=["torch"])
+    code, stderr = _failed_start(config, no_torch_env)
+    assert code == 69, stderr
+    assert (
+        "rssnetd: error: no inference backend could serve:\n"
+        "  torch: torch is not installed: pip install 'rssnet[torch]'\n"
+    ) in stderr
+
+
 def test_the_onnx_file_given_as_model_runs_without_torch(
     tmp_path: Path, no_torch_env: dict[str, str]
 ) -> None:
