@@ -10,7 +10,7 @@ A config whose ``summary.json`` exists is skipped, so the driver can be restarte
 the library is read while another run finishes, but two runs never train at once.
 Each run's wall and CPU minutes go to ``OUT/study.json`` beside the training log.
 
-``latency``: inference ms per spectrum (batch 1 and 32, one thread, median) of each config's
+``latency``: inference ms per spectrum (batch 1 and 8, one thread, median) of each config's
 ``last.pt``, measured in interleaved rounds so that all see the same machine load.
 """
 
@@ -52,7 +52,7 @@ def train(configs: list[TrainConfig], after: Path | None, poll_s: float = 10.0) 
         print(f"{out}: {json.dumps(record)}", flush=True)
 
 
-def latency(configs: list[TrainConfig], rounds: int, batches: tuple[int, ...] = (1, 32)) -> None:
+def latency(configs: list[TrainConfig], rounds: int, batches: tuple[int, ...] = (1, 8)) -> None:
     torch.set_num_threads(1)  # as the study trained; more threads only contend here
     models = {
         Path(c.train.out).name: load_checkpoint(Path(c.train.out) / "last.pt") for c in configs

@@ -44,6 +44,10 @@ class TrainSection(_Frozen):
     # What max_minutes counts: "wall" time, or "cpu" time of the training process (the
     # synthesis worker excluded), so that runs sharing a busy machine get equal compute.
     clock: Literal["wall", "cpu"] = "wall"
+    # Wall minutes for this invocation alone (0: no limit), apart from max_minutes, which
+    # spans every resume and shapes the schedule: a fixed GPU window ends the run on time
+    # without shortening the cosine (scripts/gpu-window).
+    session_minutes: float = Field(0.0, ge=0)
     max_steps: int = Field(0, ge=0)  # 0: limited by time only
     epoch_steps: int = Field(300, ge=1)
     patience: int = Field(10, ge=1)  # epochs without validation gain before stopping

@@ -208,6 +208,7 @@ def run(
     # on a machine shared with other work ("accuracy per CPU-hour", docs/model.md).
     clock = time.process_time if t.clock == "cpu" else time.monotonic
     t0 = clock() - float(state["seconds"])
+    session_end = time.monotonic() + t.session_minutes * 60 if t.session_minutes else math.inf
     stop = ""
     while not stop:
         bar = tqdm(
@@ -225,6 +226,9 @@ def run(
             )
             if progress >= 1.0:
                 stop = "budget"
+                break
+            if time.monotonic() >= session_end:
+                stop = "session"
                 break
             for g in opt.param_groups:
                 g["lr"] = lr_at(progress, int(state["step"]), cfg)
@@ -311,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="training config (TOML)")
     parser.add_argument("--out", help="override [train] out")
     parser.add_argument("--max-minutes", type=float, help="override [train] max_minutes")
+    parser.add_argument("--session-minutes", type=float, help="override [train] session_minutes")
     args = parser.parse_args(argv)
     try:
         cfg = load_train_config(args.config)
@@ -322,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         upd["out"] = str(Path(args.out).resolve())
     if args.max_minutes:
         upd["max_minutes"] = args.max_minutes
+    if args.session_minutes:
+        upd["session_minutes"] = args.session_minutes
     if upd:
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update=upd)})
     # torchrun passes the process layout in the environment; read it here, at the edge.
