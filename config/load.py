@@ -174,6 +174,9 @@ def _resolve_paths(config: Config, base_dir: Path, typed: Iterable[str] = ()) ->
     engine = config.engine
     if engine.model is not None and not engine.model.is_absolute():
         engine = engine.model_copy(update={"model": base("engine.model") / engine.model})
+    if engine.cache_dir is not None and not engine.cache_dir.is_absolute():
+        cache_dir = base("engine.cache_dir") / engine.cache_dir
+        engine = engine.model_copy(update={"cache_dir": cache_dir})
     # Operations (issue 6): the archive folder and CURVE key files, like the model path.
     ops: dict[str, Any] = {}
     if config.archive.dir is not None and not config.archive.dir.is_absolute():

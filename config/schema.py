@@ -175,6 +175,10 @@ class EngineConfig(_Section):
     )
     # None: the model shipped with the package (rssnet.model.checkpoint.default_model_path).
     model: Path | None = None
+    # ONNX exports and TensorRT engines (rssnet.engine.trt_cache.engine_cache_dir).  None:
+    # $CACHE_DIRECTORY, which systemd's CacheDirectory= sets (under ProtectSystem=strict the
+    # home directory is read-only), else $XDG_CACHE_HOME/rssnet or ~/.cache/rssnet.
+    cache_dir: Path | None = None
     device: str = "cpu"
     # CPU threads for the torch and onnxruntime backends; 0: the backend's default (1).
     # On a CPU shared with other work, 1 avoids threads contending (often far faster).

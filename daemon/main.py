@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from rssnet.drivers.base import Driver
 from rssnet.drivers.registry import create_driver
 from rssnet.engine.base import Backend
 from rssnet.engine.select import open_backend
+from rssnet.engine.trt_cache import engine_cache_dir
 from rssnet.errors import ConfigError, DriverError, EngineError, PluginError, PublishError
 from rssnet.preprocess import Preprocessor
 from rssnet.publish import ZmqPublisher
@@ -69,6 +71,21 @@ def model_path(config: Config) -> Path:
     from rssnet.model.files import default_model_path
 
     return default_model_path()
+
+
+def backend_options(config: Config, environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Per-backend keyword arguments from ``[engine]``: threads, and the export/engine cache
+    (``[engine] cache_dir``, else systemd's ``$CACHE_DIRECTORY``, else the XDG cache)."""
+    cache_dir = engine_cache_dir(config.engine.cache_dir, environ)
+    log.info("engine_cache", dir=str(cache_dir), configured=config.engine.cache_dir is not None)
+    options: dict[str, dict[str, Any]] = {
+        "onnxruntime": {"cache_dir": cache_dir},
+        "tensorrt": {"cache_dir": cache_dir},
+    }
+    if config.engine.threads:
+        options["torch"] = {"threads": config.engine.threads}
+        options["onnxruntime"]["threads"] = config.engine.threads
+    return options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,16 +187,13 @@ def _serve(config: Config, source: str, stopper: SignalStopper) -> tuple[int, bo
     try:
         # An engine build (TensorRT) can outlast TimeoutStartSec: keep systemd informed.
         with ops.notifier.extending("loading engine (building if needed)"):
-            threads = config.engine.threads
             backend = open_backend(
                 config.engine.backend,
                 model_path(config),
                 device=config.engine.device,
                 # The ceiling a backlog may grow the batch to (a TensorRT profile's end).
                 max_batch=max(config.engine.max_batch, config.engine.grow_batch_to),
-                options={"torch": {"threads": threads}, "onnxruntime": {"threads": threads}}
-                if threads
-                else None,
+                options=backend_options(config, os.environ),
             )
         # A batch too large for this backend silences the watchdog and outlasts a stop.
         backend.max_batch = cap_max_batch(

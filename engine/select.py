@@ -63,10 +63,12 @@ def open_backend(
     ``options`` maps a backend name to extra keyword arguments for it (e.g.
     ``{"onnxruntime": {"threads": 2, "model": "m.onnx"}, "tensorrt": {"cache_dir": ...}}``;
     ``model`` replaces ``model_path`` for that backend).
-    Any :class:`EngineError` while opening one backend (missing extra, no GPU, corrupt or
-    truncated model/ONNX/engine file, failed self-test) is logged with its reason and the
-    next backend is tried.  Raises :class:`ConfigError` for a name not in :data:`BACKENDS`,
-    and :class:`EngineError` listing every backend's reason when none can serve.
+    Any failure while opening one backend (missing extra, no GPU, corrupt or truncated
+    model/ONNX/engine file, failed self-test, and the export or engine build itself: an
+    ``OSError`` from a read-only cache, a TensorRT or ONNX exporter error) is logged with
+    its reason and the next backend is tried.  Raises :class:`ConfigError` for a name not
+    in :data:`BACKENDS`, and :class:`EngineError` listing every backend's reason when none
+    can serve.
     """
     names = list(DEFAULT_ORDER) if names is None else names
     unknown = [name for name in names if name not in BACKENDS]
@@ -86,9 +88,20 @@ def open_backend(
             # A backend may serve its own file (e.g. a pre-exported .onnx for onnxruntime).
             path = extra.pop("model", model_path)
             backend = _load(name, path, device=device, max_batch=max_batch, **extra)
-        except EngineError as err:
-            log.warning("backend_unavailable", backend=name, reason=str(err))
-            reasons.append(f"{name}: {err}")
+        except Exception as err:
+            # Every failure, not only EngineError: exporting and building run third-party
+            # code (torch.onnx, TensorRT's bindings raise RuntimeError, TypeError, ...) and
+            # write a cache (OSError), and one backend failing must leave the next to serve.
+            # Nothing is hidden: the reason is logged (with the traceback when it is not
+            # one of ours) and listed in the error when no backend serves.
+            reason = str(err) if isinstance(err, EngineError) else f"{type(err).__name__}: {err}"
+            log.warning(
+                "backend_unavailable",
+                backend=name,
+                reason=reason,
+                exc_info=not isinstance(err, EngineError),
+            )
+            reasons.append(f"{name}: {reason}")
             continue
         log.info(
             "backend_ready",

@@ -212,20 +212,28 @@ class TensorRTBackend:
             sha256_file(onnx_path), self.meta.precision, profile, TorchCudaKeyProvider(trt, index)
         )
         cache = EngineCache(cache_root)
-        blob, built = cache.get_or_build(
-            key, lambda timing: build_engine(trt, onnx_path, key.precision, profile, timing)
-        )
         try:
-            self._rt = _TrtRuntime(trt, torch, index, blob)
-        except ModelFileError:
-            if built:
-                raise
-            # A cached engine that TensorRT refuses (e.g. a driver update): build it again.
-            cache.discard(key)
-            blob, _ = cache.get_or_build(
+            blob, built = cache.get_or_build(
                 key, lambda timing: build_engine(trt, onnx_path, key.precision, profile, timing)
             )
-            self._rt = _TrtRuntime(trt, torch, index, blob)
+            try:
+                self._rt = _TrtRuntime(trt, torch, index, blob)
+            except ModelFileError:
+                if built:
+                    raise
+                # A cached engine that TensorRT refuses (e.g. a driver update): build again.
+                cache.discard(key)
+                blob, _ = cache.get_or_build(
+                    key,
+                    lambda timing: build_engine(trt, onnx_path, key.precision, profile, timing),
+                )
+                self._rt = _TrtRuntime(trt, torch, index, blob)
+        except OSError as err:
+            # E.g. ~/.cache under ProtectSystem=strict: read-only.  The selector falls back.
+            raise EngineError(
+                f"tensorrt: engine cache {cache.root} is not usable: {err} (set [engine] "
+                "cache_dir, or run under a unit with CacheDirectory=)"
+            ) from err
         self.max_batch = max_batch
         self.engine_key = key
         self.info = ModelInfo(

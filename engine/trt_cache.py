@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -32,11 +32,27 @@ log = structlog.get_logger(__name__)
 KEY_VERSION = 1
 
 
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/rssnet`` or ``~/.cache/rssnet``: the one place the engine layer reads
-    the environment (callers may pass an explicit directory instead)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where exports and engines are cached when no directory is configured, from
+    ``environ`` (default ``os.environ``; the one place the engine layer reads it):
+
+    1. ``$CACHE_DIRECTORY``: systemd creates it for the unit's ``CacheDirectory=`` and owns
+       it for the service user.  Under ``ProtectSystem=strict`` and ``ProtectHome=`` the
+       home directory is read-only or hidden, so ``~/.cache`` would fail there;
+    2. ``$XDG_CACHE_HOME/rssnet``, else ``~/.cache/rssnet``.
+    """
+    env = os.environ if environ is None else environ
+    systemd = env.get("CACHE_DIRECTORY", "")
+    if systemd:
+        # One absolute path per CacheDirectory= entry, ":"-separated: the first is ours.
+        return Path(systemd.split(":")[0])
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "rssnet"
+
+
+def engine_cache_dir(configured: Path | None, environ: Mapping[str, str] | None = None) -> Path:
+    """``[engine] cache_dir`` when set, else :func:`default_cache_dir`."""
+    return configured if configured is not None else default_cache_dir(environ)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,43 @@ def test_every_reason_listed_when_none_can_serve(tmp_path: Path) -> None:
     assert "missing.pt" in str(info.value)
 
 
+def _blocked(tmp_path: Path, how: str) -> tuple[Path, str]:
+    """A cache folder the file system refuses, and the words of its refusal."""
+    if how == "under a regular file":
+        blocker = tmp_path / "a-file"
+        blocker.write_text("not a folder")  # no chmod: the tests may run as root
+        return blocker / "cache", "Not a directory"
+    # Refused before any system call; raised as ValueError, not an EngineError or OSError.
+    return tmp_path / "nul\0byte", "embedded null byte"
+
+
+@pytest.mark.parametrize("how", ["under a regular file", "with a NUL byte"])
+def test_failed_export_into_the_cache_falls_back_with_the_reason(
+    model_file: Path, tmp_path: Path, how: str
+) -> None:
+    # A .pt on onnxruntime is exported into the cache first; that export fails here.
+    cache, words = _blocked(tmp_path, how)
+    with capture_logs() as logs:
+        backend = open_backend(
+            ["onnxruntime", "torch"], model_file, options={"onnxruntime": {"cache_dir": cache}}
+        )
+    backend.close()
+    assert backend.name == "torch"
+    (skipped,) = [e for e in logs if e["event"] == "backend_unavailable"]
+    assert skipped["backend"] == "onnxruntime" and words in skipped["reason"]
+    (ready,) = [e for e in logs if e["event"] == "backend_ready"]
+    assert words in ready["why"]
+
+
+def test_failed_export_with_no_backend_left_is_an_engine_error(
+    model_file: Path, tmp_path: Path
+) -> None:
+    cache, words = _blocked(tmp_path, "under a regular file")
+    with pytest.raises(EngineError, match="no inference backend") as info:
+        open_backend(["onnxruntime"], model_file, options={"onnxruntime": {"cache_dir": cache}})
+    assert words in str(info.value) and str(cache.parent) in str(info.value)
+
+
 def test_unknown_backend_is_a_config_error(model_file: Path) -> None:
     with pytest.raises(ConfigError, match="warp"):
         open_backend(["warp", "torch"], model_file)

@@ -147,3 +147,15 @@ def test_tensorrt_backend_without_tensorrt_names_the_extra(tiny_pt: Path) -> Non
 
     with pytest.raises(BackendUnavailable, match=r"rssnet\[tensorrt\]"):
         TensorRTBackend(tiny_pt)
+
+
+def test_a_cache_that_cannot_be_created_raises_oserror(tmp_path: Path) -> None:
+    # What the TensorRT backend meets under ProtectSystem=strict with the cache in ~/.cache;
+    # it turns this into an EngineError naming the cache, and the selector falls back
+    # (the backend itself needs a GPU: scripts/gpu-check).
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    build = Builder()
+    with pytest.raises(OSError, match="Not a directory"):
+        EngineCache(blocker / "cache").get_or_build(_key(), build)
+    assert len(build.calls) == 1  # built, then refused by the file system when stored

@@ -42,6 +42,9 @@ def test_unit_has_what_operations_rely_on() -> None:
     ):
         assert required in lines, required
     assert any(line.startswith("WatchdogSec=") for line in lines)
+    # systemd makes /var/cache/rssnet/<instance> and hands it over as $CACHE_DIRECTORY,
+    # where rssnetd caches exports and engines: ProtectSystem=strict leaves ~ unwritable.
+    assert "CacheDirectory=rssnet/%i" in lines
     # Nothing that hides the GPU.
     for forbidden in ("PrivateDevices=yes", "ProcSubset=pid", "MemoryDenyWriteExecute=yes"):
         assert forbidden not in lines, forbidden
