@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from rssnet.config.dark import CHOICES as DARK_CHOICES
+from rssnet.config.dark import DarkPolicy
 from rssnet.preprocess import PreprocessConfig
 
 # Backends the engine knows by name; ``rssnet.engine.select`` maps each to its module.
@@ -126,6 +128,10 @@ class SerialOptions(_Section):
     laser_nm: float = Field(default=830.0, gt=0.0, description="expected laser; CAL? must agree")
     laser_tolerance_nm: float = Field(default=1.0, ge=0.0)
     averages: int = Field(default=1, ge=1, description="frames averaged per spectrum (host side)")
+    # Dark frames (DARK: shutter closed) subtracted from the spectra by preprocessing
+    # (rssnet.config.dark).  "startup" by default: every unit speaking the reference
+    # protocol has DARK, and its fixed-pattern dark current would otherwise stay in.
+    dark: DarkPolicy = Field(default="startup", description=DARK_CHOICES)
     stall_timeout_s: float | None = Field(
         default=None,
         gt=0.0,
@@ -144,6 +150,9 @@ class InstrumentConfig(_Section):
     # or prefix subscriptions would match the wrong instrument.
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     driver: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # How long rssnetd lets the driver connect and identify the instrument (driver.open)
+    # before it gives up (exit 69): a slow link or a slow-to-answer device needs more.
+    open_timeout_s: float = Field(default=10.0, gt=0.0, le=MAX_SECONDS)
     replay: ReplayOptions | None = None
     serial: SerialOptions | None = None
     # A plugin driver's table [instrument.<driver>], validated by the plugin when it loads

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,14 @@ from rssnet.drivers.registry import create_driver
 from rssnet.engine.base import Backend
 from rssnet.engine.select import open_backend
 from rssnet.engine.trt_cache import engine_cache_dir
-from rssnet.errors import ConfigError, DriverError, EngineError, PluginError, PublishError
+from rssnet.errors import (
+    ConfigError,
+    DriverError,
+    DriverTimeout,
+    EngineError,
+    PluginError,
+    PublishError,
+)
 from rssnet.preprocess import Preprocessor
 from rssnet.publish import ZmqPublisher
 
@@ -63,6 +71,23 @@ def make_driver(config: Config, backend: Backend) -> Driver:
         )
     except PluginError as err:
         raise ConfigError("instrument.driver", [f"instrument.driver: {err}"]) from err
+
+
+def open_driver(driver: Driver, timeout_s: float) -> None:
+    """``driver.open`` within ``[instrument] open_timeout_s``.  Raises the driver's
+    :class:`DriverError`; a :class:`DriverTimeout` that used up the whole allowance names
+    the option, since raising it is the fix when the instrument is merely slow."""
+    started = time.monotonic()
+    try:
+        driver.open(timeout=timeout_s)
+    except DriverTimeout as err:
+        if time.monotonic() - started < timeout_s:
+            raise  # a shorter timeout of the driver's own ran out: its message says which
+        raise DriverTimeout(
+            f"instrument.open_timeout_s: the {driver.name} driver did not open within "
+            f"{timeout_s:g} s ({err}); raise [instrument] open_timeout_s if the instrument "
+            "is slow to answer"
+        ) from err
 
 
 def model_path(config: Config) -> Path:
@@ -202,7 +227,7 @@ def _serve(config: Config, source: str, stopper: SignalStopper) -> tuple[int, bo
             drain_timeout_s=config.engine.drain_timeout_s,
         )
         driver = make_driver(config, backend)
-        driver.open(timeout=10.0)
+        open_driver(driver, config.instrument.open_timeout_s)
         pipeline = Pipeline(
             config,
             driver,

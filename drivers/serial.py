@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from rssnet.config.dark import dark_every, takes_dark
 from rssnet.config.schema import SerialOptions
 from rssnet.drivers.calibration import CheckedCalibration, check_calibration
 from rssnet.drivers.protocol import (
@@ -77,6 +78,7 @@ class SerialDriver:
         self._cal: CheckedCalibration | None = None
         self._info: DeviceInfo | None = None
         self._dark: np.ndarray | None = None
+        self._since_dark = 0  # spectra yielded since the last dark ("every N")
         self._integration_ms = options.integration_ms
         self._averages = options.averages
         self._running = False
@@ -88,7 +90,8 @@ class SerialDriver:
     # --- Driver protocol ----------------------------------------------------------------
 
     def open(self, timeout: float) -> None:
-        """Connect, identify and read the calibration; raises DriverError / DriverTimeout."""
+        """Connect, identify, read the calibration and take the first dark (``dark``
+        policy) within ``timeout`` seconds; raises DriverError / DriverTimeout."""
         self._state = "connecting"
         deadline = time.monotonic() + timeout
         try:
@@ -112,19 +115,22 @@ class SerialDriver:
                 raise ValueError(f"averages must be >= 1, got {averages!r}")
             self._averages = averages
         if integration_ms is not None:
-            if self._link.is_open and not self._running:
+            idle = self._link.is_open and not self._running
+            if idle:
                 self._link.command(f"INT {integration_ms:g}", _is_ok)
             self._integration_ms = integration_ms
+            # Dark current scales with the integration time: the old dark no longer fits.
+            self._dark = None
+            if idle and takes_dark(self.options.dark):
+                self._take_dark()
             self._reinit = self._running  # applied by the stream loop at a frame boundary
 
     def acquire(self) -> RawSpectrum:
-        return self._single("ACQ", FRAME_SPECTRUM)
+        return self._to_raw([self._single("ACQ", FRAME_SPECTRUM)])
 
     def acquire_dark(self) -> RawSpectrum:
         """A dark frame; also kept and attached as ``dark`` to the spectra that follow."""
-        raw = self._single("DARK", FRAME_DARK)
-        self._dark = raw.intensity
-        return raw
+        return self._take_dark()
 
     def stream(self) -> Iterator[RawSpectrum]:
         self._stop.clear()
@@ -139,7 +145,18 @@ class SerialDriver:
                 if self._reinit:
                     self._reinit = False
                     self._stop_run()
-                    self._handshake(time.monotonic() + self.options.timeout_s * 4)
+                    self._handshake()
+                every = dark_every(self.options.dark)
+                if self._running and every and self._since_dark >= every:
+                    # STOP, DARK, RUN: the device takes no DARK while it streams.  Frames
+                    # in flight before the STOP's OK still carry the old dark.
+                    for late in self._stop_run():
+                        acc.append(late)
+                        if len(acc) >= self._averages:
+                            yield self._spectrum(acc)
+                            acc = []
+                    acc = []  # never average across a dark
+                    self._take_dark()
                 if not self._running:
                     self._link.command(f"RUN {self._period_ms():g}", _is_ok)
                     self._running = self._link.keep_frames = True
@@ -153,7 +170,7 @@ class SerialDriver:
                     continue
                 acc.append(frame)
                 if len(acc) >= self._averages:
-                    yield self._to_raw(acc)
+                    yield self._spectrum(acc)
                     acc = []
             except (LinkLost, DriverTimeout, DeviceErrorReply, ProtocolError) as err:
                 acc = []  # never average across a gap in the link
@@ -193,34 +210,64 @@ class SerialDriver:
             # The device restarted on its own: identity and calibration may have changed.
             self._reinit = True
 
-    def _single(self, command: str, ftype: int) -> RawSpectrum:
+    def _single(self, command: str, ftype: int, deadline: float | None = None) -> Frame:
+        """One frame for ``command`` (``ACQ``/``DARK``), by ``deadline`` if given."""
         if self._running:
             raise DriverError(f"serial: {command} while streaming; stop() the stream first")
         if not self._link.is_open:
             raise DriverError("serial: not open (call open() first)")
         self._link.write(encode_command(command))
         wait = (self._integration_ms or 0.0) / 1000.0 + self.options.timeout_s
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
         frame = self._link.next_frame(ftype, wait)
         if frame is None:  # pragma: no cover - next_frame returns None only with give_up
             raise DriverTimeout(f"serial: no frame for {command}")
-        return self._to_raw([frame])
+        return frame
+
+    def _take_dark(self, deadline: float | None = None) -> RawSpectrum:
+        """``averages`` dark frames, averaged; kept and attached to the spectra that follow."""
+        frames = [self._single("DARK", FRAME_DARK, deadline) for _ in range(self._averages)]
+        raw = self._to_raw(frames)
+        self._dark, self._since_dark = raw.intensity, 0
+        log.debug("serial_dark", port=self.options.port, mean=float(raw.intensity.mean()))
+        return raw
+
+    def _spectrum(self, frames: list[Frame]) -> RawSpectrum:
+        self._since_dark += 1
+        return self._to_raw(frames)
 
     # --- session setup / teardown ---------------------------------------------------------
 
-    def _handshake(self, deadline: float) -> None:
-        """STOP, *IDN?, CAL?, INT: after open, a reconnect and a device reset."""
+    def _handshake(self, deadline: float | None = None) -> None:
+        """STOP, *IDN?, CAL?, INT, DARK (``dark`` policy): after open, a reconnect and a
+        device reset; every reply is awaited no later than ``deadline`` (default: one
+        reply timeout per command, plus the dark's frames)."""
+        if deadline is None:
+            budget = self.options.timeout_s * 4
+            if takes_dark(self.options.dark):
+                frame_s = (self._integration_ms or 0.0) / 1000.0 + self.options.timeout_s
+                budget += self._averages * frame_s
+            deadline = time.monotonic() + budget
         self._running = self._link.keep_frames = False
-        self._link.command("STOP", _is_ok)
+        self._link.command("STOP", _is_ok, deadline=deadline)
         self._link.forget_frames()
-        idn = parse_idn(self._link.command("*IDN?", lambda line: line.count(",") == 3))
+        idn = parse_idn(
+            self._link.command("*IDN?", lambda line: line.count(",") == 3, deadline=deadline)
+        )
         if self._identity is not None and idn != self._identity:
             self._counts["identity_changes"] += 1
             log.warning("serial_identity_changed", was=str(self._identity), now=str(idn))
         self._identity = idn
-        cal = parse_cal(self._link.command("CAL?", lambda line: line.startswith("CAL ")))
+        cal = parse_cal(
+            self._link.command("CAL?", lambda line: line.startswith("CAL "), deadline=deadline)
+        )
         self._apply_calibration(cal)
         if self._integration_ms is not None:
-            self._link.command(f"INT {self._integration_ms:g}", _is_ok)
+            self._link.command(f"INT {self._integration_ms:g}", _is_ok, deadline=deadline)
+        if takes_dark(self.options.dark):
+            # After INT: a dark holds only for the integration time it was taken at.
+            self._take_dark(deadline)
         if time.monotonic() > deadline:
             raise DriverTimeout(f"serial: identifying {self.options.port!r} took too long")
 
@@ -291,7 +338,7 @@ class SerialDriver:
         self._counts["reconnect_attempts"] += 1
         try:
             self._link.open()
-            self._handshake(time.monotonic() + opts.timeout_s * 4)
+            self._handshake()
         except DriverError as err:
             self._link_failed(err)
             return

@@ -119,14 +119,24 @@ class SerialLink:
         if data:
             self._items.extend(self.parser.feed(data))
 
-    def command(self, command: str, accept: Callable[[str], bool], wait_s: float = 0.0) -> str:
+    def command(
+        self,
+        command: str,
+        accept: Callable[[str], bool],
+        wait_s: float = 0.0,
+        *,
+        deadline: float | None = None,
+    ) -> str:
         """Send ``command``; return the first reply line ``accept`` takes.
 
         Raises DeviceErrorReply for ``ERR``, DriverTimeout when no reply comes within
-        ``timeout_s + wait_s``, LinkLost when the port fails.
+        ``timeout_s + wait_s`` or by ``deadline`` (``time.monotonic()``; the caller's
+        whole allowance, e.g. for opening), whichever is first, LinkLost when the port fails.
         """
         self.write(encode_command(command))
-        deadline = time.monotonic() + self.timeout_s + wait_s
+        started = time.monotonic()
+        own = started + self.timeout_s + wait_s
+        deadline = own if deadline is None else min(own, deadline)
         while True:
             while self._items:
                 item = self._items.popleft()
@@ -142,7 +152,7 @@ class SerialLink:
                 self.counts["timeouts"] += 1
                 raise DriverTimeout(
                     f"serial: no reply to {command!r} from {self.url!r} within "
-                    f"{self.timeout_s + wait_s:g} s"
+                    f"{deadline - started:.3g} s"
                 )
             self.pump()
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from rssnet.config.dark import takes_dark
 from rssnet.drivers.calibration import CheckedCalibration, check_calibration
 from rssnet.drivers.wasatch_options import WasatchOptions
 from rssnet.drivers.wasatch_sdk import (
@@ -191,7 +192,7 @@ class WasatchDriver:
             raise
         self._identified(unit)
         self._apply_settings()
-        if self.options.dark != "none":
+        if takes_dark(self.options.dark):
             self._take_dark()
         self._set_laser(self.options.laser_enable)
         if time.monotonic() > deadline:

@@ -3,9 +3,9 @@ driver is created (``rssnet.drivers.registry.create_driver``); no SDK needed to 
 
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rssnet.config.dark import CHOICES, DarkPolicy, dark_every
 
 
 class WasatchOptions(BaseModel):
@@ -28,7 +28,7 @@ class WasatchOptions(BaseModel):
     # None: trust the EEPROM's excitation; else it must agree within laser_tolerance_nm.
     laser_nm: float | None = Field(default=None, gt=0.0)
     laser_tolerance_nm: float = Field(default=1.0, ge=0.0)
-    dark: str = Field(default="startup", description='"startup", "every N" or "none"')
+    dark: DarkPolicy = Field(default="startup", description=CHOICES)
     open_timeout_s: float = Field(default=10.0, gt=0.0)
     backoff_initial_s: float = Field(default=0.5, gt=0.0)
     backoff_max_s: float = Field(default=30.0, gt=0.0)
@@ -44,14 +44,7 @@ class WasatchOptions(BaseModel):
             )
         return value
 
-    @field_validator("dark")
-    @classmethod
-    def _dark_policy(cls, value: str) -> str:
-        if value not in ("startup", "none") and not re.fullmatch(r"every [1-9][0-9]*", value):
-            raise ValueError(f'{value!r} is not "startup", "every N" (N ≥ 1) or "none"')
-        return value
-
     @property
     def dark_every(self) -> int:
         """Spectra between darks; 0 for no periodic dark."""
-        return int(self.dark.split()[1]) if self.dark.startswith("every") else 0
+        return dark_every(self.dark)

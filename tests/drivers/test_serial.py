@@ -6,6 +6,7 @@ No sleeps: the stream itself is the clock, and a watchdog stops it at a deadline
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import threading
@@ -19,7 +20,8 @@ from rssnet.config.schema import SerialOptions
 from rssnet.drivers.calibration import wavelength_to_shift
 from rssnet.drivers.protocol import Calibration, DeviceErrorReply
 from rssnet.drivers.serial import SerialDriver
-from rssnet.errors import DriverError
+from rssnet.errors import DriverError, DriverTimeout
+from rssnet.preprocess import PreprocessConfig, Preprocessor
 from rssnet.testing.emulator import Emulator
 from rssnet.testing.scene import DEFAULT_CALIBRATION, Scene
 from rssnet.types import RawSpectrum, SpectrumFlags
@@ -119,6 +121,73 @@ def test_stream_is_consecutive_and_carries_dark(
     assert h["seq_gaps"] == 0 and h["crc_errors"] == 0 and h["reconnects"] == 0
     assert h["state"] == "ready"  # back from streaming after stop()
     assert h["spectra"] == len(got)
+
+
+def _after(commands: list[str], first: str) -> list[str]:
+    return commands[len(commands) - commands[::-1].index(first) :]
+
+
+def test_dark_at_startup_is_attached_and_subtracted(
+    pty_emu: Emulator, driver_for: Callable[..., SerialDriver]
+) -> None:
+    d = driver_for(pty_emu)  # dark = "startup", the default
+    # Taken in the handshake, after INT: a dark is valid only for its integration time.
+    assert pty_emu.stats.commands[:5] == ["STOP", "*IDN?", "CAL?", "INT 10", "DARK"]
+    got = collect(d, 5)
+    assert all(s.dark is not None and s.dark.shape == (1024,) for s in got)
+    dark = got[0].dark
+    assert dark is not None and 700 < float(dark.mean()) < 950  # the emulator's dark level
+    assert d.health()["darks"] == 1 and "DARK" not in _after(pty_emu.stats.commands, "RUN 10")
+    pre = Preprocessor(PreprocessConfig.model_validate({}), np.linspace(200.0, 1800.0, 256, dtype=np.float32))
+    assert pre.apply(got[0]).flags & SpectrumFlags.DARK_SUBTRACTED
+
+
+def test_dark_every_n_spectra_stops_the_run_for_it(
+    emu: Emulator, driver_for: Callable[..., SerialDriver]
+) -> None:
+    d = driver_for(emu, dark="every 3")
+    got = collect(d, 12)
+    # Spectra in a row share the dark taken before them: a new one after every 3 (plus
+    # frames already in flight when the run stopped for it).
+    groups = [len(list(run)) for _, run in itertools.groupby(got, key=lambda s: id(s.dark))]
+    assert len(groups) >= 4 and all(n >= 3 for n in groups[:-1]), groups
+    commands = emu.stats.commands
+    stops = [i for i, c in enumerate(commands) if c == "STOP"][1:]  # [0]: the handshake's
+    assert all(commands[i + 1 : i + 3] == ["DARK", "RUN 10"] for i in stops[: len(groups) - 1])
+    assert d.health()["darks"] >= len(groups)
+
+
+def test_dark_none_takes_none(pty_emu: Emulator, driver_for: Callable[..., SerialDriver]) -> None:
+    d = driver_for(pty_emu, dark="none")
+    got = collect(d, 3)
+    assert all(s.dark is None for s in got) and d.health()["darks"] == 0
+    assert "DARK" not in pty_emu.stats.commands
+
+
+def test_new_integration_time_takes_a_new_dark(
+    pty_emu: Emulator, driver_for: Callable[..., SerialDriver]
+) -> None:
+    d = driver_for(pty_emu)
+    before = collect(d, 2)[-1].dark
+    d.configure(integration_ms=500.0)
+    assert _after(pty_emu.stats.commands, "INT 500") == ["DARK"]
+    after = d.acquire().dark
+    assert before is not None and after is not None
+    # The emulator's dark current: 0.02 counts per ms and pixel (+ read noise, σ 4).
+    assert 8.0 < float(after.mean() - before.mean()) < 12.0
+
+
+def test_slow_open_hits_the_open_timeout(
+    emu: Emulator, driver_for: Callable[..., SerialDriver]
+) -> None:
+    # Every reply within timeout_s, but five of them cannot fit into open's allowance.
+    emu.faults.reply_delay_s = 0.3
+    d = SerialDriver(_options(emu.port_url, timeout_s=5.0))
+    with pytest.raises(DriverTimeout, match="no reply to"):
+        d.open(timeout=0.5)
+    assert d.health()["state"] == "failed"
+    d.open(timeout=10.0)  # the same device, given the time it needs
+    d.close()
 
 
 def test_averaging(pty_emu: Emulator, driver_for: Callable[..., SerialDriver]) -> None:
