@@ -219,7 +219,7 @@ class SerialDriver:
         self._link.write(encode_command(command))
         wait = (self._integration_ms or 0.0) / 1000.0 + self.options.timeout_s
         if deadline is not None:
-            wait = min(wait, deadline - time.monotonic())
+            wait = max(0.0, min(wait, deadline - time.monotonic()))
         frame = self._link.next_frame(ftype, wait)
         if frame is None:  # pragma: no cover - next_frame returns None only with give_up
             raise DriverTimeout(f"serial: no frame for {command}")

@@ -152,7 +152,7 @@ class SerialLink:
                 self.counts["timeouts"] += 1
                 raise DriverTimeout(
                     f"serial: no reply to {command!r} from {self.url!r} within "
-                    f"{deadline - started:.3g} s"
+                    f"{max(0.0, deadline - started):.3g} s"
                 )
             self.pump()
 
