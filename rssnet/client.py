@@ -13,17 +13,18 @@ read-only numpy views on the received frames (no copy).
 Losses: ``seq`` counts from 0 per topic and session, so a jump within a session means
 messages were lost (:attr:`ResultClient.gaps`, ``on_gap``, :attr:`ResultClient.lost`).  A
 new ``session`` means the daemon restarted; it is reported (``on_session``), not counted as
-a loss.  A malformed message is logged (structlog ``bad_message_skipped``, with topic and
-reason), counted in :attr:`ResultClient.skipped` and skipped: iteration never raises for
-what a sender put on the wire.  A skipped message's ``seq`` is never delivered, so when good
-messages of its topic follow it also shows as a gap.  Every ``receipt_interval_s`` the
-client tells the daemon what it received and lost in the daemon's current session
-(rssnet.receipts): status ``publisher.subscribers`` then shows, per subscriber, what a
-cut-off cost it.
+a loss.  A malformed message is logged (``bad_message_skipped``, with topic and reason,
+through the standard ``logging`` module), counted in :attr:`ResultClient.skipped` and
+skipped: iteration never raises for what a sender put on the wire.  A skipped message's
+``seq`` is never delivered, so when good messages of its topic follow it also shows as a
+gap.  Every ``receipt_interval_s`` the client tells the daemon what it received and lost in
+the daemon's current session (rssnet.receipts): status ``publisher.subscribers`` then
+shows, per subscriber, what a cut-off cost it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -34,15 +35,26 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import structlog
 import zmq
 import zmq.auth
 
-from rssnet.errors import ConfigError, WireError
+from rssnet.errors import ClientError, ConfigError, WireError
 from rssnet.receipts import ReceiptSender
 from rssnet.wire import Message, decode
 
-log = structlog.get_logger(__name__)
+# A library logs through the standard logging module: a host application decides what is
+# shown (nothing until it configures logging: the NullHandler keeps Python's last-resort
+# handler from printing to stderr).  Each record carries the event name and its fields as
+# ``record.event`` and ``record.fields``.
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+
+def _log(level: int, event: str, **fields: Any) -> None:
+    if log.isEnabledFor(level):
+        text = " ".join(f"{key}={value!r}" for key, value in fields.items())
+        log.log(level, "%s %s", event, text, extra={"event": event, "fields": fields})
+
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5560"
 # Events kept in .gaps / .session_changes; the counters stay exact beyond this.
@@ -197,7 +209,7 @@ class ResultClient:
             self._socket.connect(endpoint)
         except zmq.ZMQError as err:
             self._socket.close(linger=0)
-            raise ValueError(f"cannot connect to {endpoint!r}: {err}") from err
+            raise ClientError(f"cannot connect to {endpoint!r}: {err}") from err
 
     # -- counters ------------------------------------------------------------------
     @property
@@ -251,7 +263,7 @@ class ResultClient:
         except (ValueError, TypeError, OverflowError) as err:
             self.skipped += 1
             self._receipts.count(None, skipped=1)
-            log.warning("bad_message_skipped", topic=_topic_of(frames), reason=str(err))
+            _log(logging.WARNING, "bad_message_skipped", topic=_topic_of(frames), reason=str(err))
             return None
         self.received += 1
         session = str(message.header["session"])
@@ -269,19 +281,21 @@ class ResultClient:
         old_session, expected = state
         if old_session != session:
             self.session_changes.append(SessionChange(topic, old_session, session, seq))
-            log.info("session_changed", topic=topic, old=old_session, new=session, seq=seq)
+            _log(
+                logging.INFO, "session_changed", topic=topic, old=old_session, new=session, seq=seq
+            )
             if self.on_session is not None:
                 self.on_session(topic, old_session, session)
         elif seq > expected:
             self.lost += seq - expected
             self._receipts.count(session, lost=seq - expected)
             self.gaps.append(Gap(topic, session, expected, seq))
-            log.warning("messages_lost", topic=topic, expected_seq=expected, got_seq=seq)
+            _log(logging.WARNING, "messages_lost", topic=topic, expected_seq=expected, got_seq=seq)
             if self.on_gap is not None:
                 self.on_gap(topic, expected, seq)
         elif seq < expected:
             # Not possible from one rssnet publisher; a second one on the same topic?
-            log.warning("seq_went_back", topic=topic, expected_seq=expected, got_seq=seq)
+            _log(logging.WARNING, "seq_went_back", topic=topic, expected_seq=expected, got_seq=seq)
 
     # -- lifetime ------------------------------------------------------------------
     def close(self) -> None:

@@ -66,5 +66,9 @@ class PublishError(RssnetError, OSError):
     """The result publisher could not bind or send (e.g. endpoint already in use)."""
 
 
+class ClientError(RssnetError, ValueError):
+    """The result-stream client cannot be set up (e.g. an endpoint ZeroMQ refuses)."""
+
+
 class WireError(RssnetError, ValueError):
     """A received message does not follow the result-stream format (CONTRACTS §1)."""

@@ -3,6 +3,7 @@ publisher, seq gaps, a publisher restart, every kind of malformed message, CURVE
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,6 @@ import numpy.typing as npt
 import pytest
 import zmq
 import zmq.auth
-from structlog.testing import capture_logs
 from zmq.auth.thread import ThreadAuthenticator
 
 from rssnet.client import Result, ResultClient, Status
@@ -266,21 +266,22 @@ def _with_description(frames: list[bytes], index: int, **changes: Any) -> list[b
 
 @pytest.mark.parametrize("kind", sorted(_bad_messages()))
 def test_bad_message_is_logged_skipped_and_counted(
-    kind: str, raw: tuple[RawPub, ResultClient]
+    kind: str, raw: tuple[RawPub, ResultClient], caplog: pytest.LogCaptureFixture
 ) -> None:
     pub, client = raw
     pub.send(_frames(0))
     pub.send(_bad_messages()[kind])
     pub.send(_frames(1))
-    with capture_logs() as logs:
+    with caplog.at_level(logging.INFO, logger="rssnet.client"):
         received = [_receive(client), _receive(client)]
     assert [(type(m), m.seq) for m in received] == [(Result, 0), (Result, 1)]
     assert client.stats() == {"received": 2, "lost": 0, "skipped": 1, "sessions": 1}
-    skipped = [e for e in logs if e["event"] == "bad_message_skipped"]
-    assert len(skipped) == 1, logs
-    assert skipped[0]["log_level"] == "warning"
-    assert skipped[0]["topic"].startswith("rssnet.")
-    assert skipped[0]["reason"]
+    skipped = [r for r in caplog.records if getattr(r, "event", "") == "bad_message_skipped"]
+    assert len(skipped) == 1, caplog.records
+    assert skipped[0].levelno == logging.WARNING
+    assert skipped[0].fields["topic"].startswith("rssnet.")  # type: ignore[attr-defined]
+    assert skipped[0].fields["reason"]  # type: ignore[attr-defined]
+    assert "bad_message_skipped topic='rssnet." in skipped[0].getMessage()
 
 
 def test_iteration_survives_bad_messages(raw: tuple[RawPub, ResultClient]) -> None:
@@ -289,8 +290,7 @@ def test_iteration_survives_bad_messages(raw: tuple[RawPub, ResultClient]) -> No
     for seq, frames in enumerate(bad.values()):
         pub.send(_frames(seq))
         pub.send(frames)
-    with capture_logs():
-        seqs = [m.seq for m in client.iter(timeout_s=2.0)]
+    seqs = [m.seq for m in client.iter(timeout_s=2.0)]
     assert seqs == list(range(len(bad)))
     assert client.skipped == len(bad)
     assert client.lost == 0
@@ -350,3 +350,47 @@ def test_curve_key_files_must_be_usable(tmp_path: Path) -> None:
         ResultClient(curve=(tmp_path / "alice.key", tmp_path / "alice.key"))
     with pytest.raises(ConfigError, match=r"absent\.key"):
         ResultClient(curve=(tmp_path / "alice.key_secret", tmp_path / "absent.key"))
+
+
+_QUIET_HOST = """
+import sys
+import numpy as np, zmq
+from rssnet.client import ResultClient
+from rssnet.wire import encode
+
+pub = zmq.Context.instance().socket(zmq.XPUB)
+port = pub.bind_to_random_port("tcp://127.0.0.1")
+client = ResultClient(f"tcp://127.0.0.1:{port}", "rssnet.", receipt_interval_s=0)
+assert pub.poll(30_000) and pub.recv()[:1] == b"\\x01"
+arrays = {"axis": np.arange(8.0), "mixture": np.ones(8), "components": np.ones((2, 8)),
+          "abundances": np.ones(2)}
+def frames(seq, session="s1"):
+    header = {"v": 1, "session": session, "seq": seq, "instrument": "lab", "t_acq_ns": 1,
+              "t_pub_ns": 2, "status": "ok", "model": {"name": "m", "sha256": "0"}}
+    return encode("rssnet.lab.result", header, arrays)
+for f in (frames(0), [b"rssnet.lab.result", b"garbage"], frames(5), frames(0, "s2")):
+    pub.send_multipart(f)
+got = [m.seq for m in client.iter(timeout_s=2.0)]
+sys.exit(0 if (got, client.lost, client.skipped) == ([0, 5, 0], 4, 1) else 3)
+"""
+
+
+def test_a_host_that_never_configured_logging_sees_no_output(tmp_path: Path) -> None:
+    # Issue 11: the client is a library; a gap, a bad message and a new session used to
+    # print structlog lines on the host application's stdout.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _QUIET_HOST], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""
+
+
+def test_a_bad_endpoint_raises_the_package_error(context: zmq.Context[Any]) -> None:
+    from rssnet.errors import ClientError, RssnetError
+
+    with pytest.raises(ClientError, match="cannot connect to 'tcp://nowhere'") as caught:
+        ResultClient("tcp://nowhere", context=context)
+    assert isinstance(caught.value, RssnetError) and isinstance(caught.value, ValueError)
