@@ -138,7 +138,8 @@ def test_dark_at_startup_is_attached_and_subtracted(
     dark = got[0].dark
     assert dark is not None and 700 < float(dark.mean()) < 950  # the emulator's dark level
     assert d.health()["darks"] == 1 and "DARK" not in _after(pty_emu.stats.commands, "RUN 10")
-    pre = Preprocessor(PreprocessConfig.model_validate({}), np.linspace(200.0, 1800.0, 256, dtype=np.float32))
+    model_axis = np.linspace(200.0, 1800.0, 256, dtype=np.float32)
+    pre = Preprocessor(PreprocessConfig.model_validate({}), model_axis)
     assert pre.apply(got[0]).flags & SpectrumFlags.DARK_SUBTRACTED
 
 
