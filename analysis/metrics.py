@@ -5,7 +5,8 @@ along the last axis (the spectrum, length L) and broadcasts over the others, so 
 same call scores one pair, (C, L) components or a whole (M, C, L) evaluation set.
 
 - SI-SNR (dB): both signals made zero-mean; the estimate is split into the projection on
-  the reference (target) and the rest (noise); ``10 log10 ‖target‖² / ‖noise‖²``.
+  the reference (target) and the rest (noise); ``10 log10 ‖target‖² / ‖noise‖²``
+  (:func:`rssnet.sisnr.si_snr`, shared with the engine's self-test).
 - SI-SNRi (dB): SI-SNR(estimate, source) − SI-SNR(mixture, source).
 - SID: spectral information divergence, the symmetric Kullback–Leibler divergence of the
   two spectra read as probability distributions over the axis.  Spectra can be negative
@@ -28,35 +29,16 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
+from rssnet.sisnr import EPS, check_lengths, si_snr
+
 Array = npt.NDArray[np.floating]
 
-EPS = 1e-8
 # Probability floor for SID, relative to a uniform distribution's mass per point.
 _SID_FLOOR = 1e-6
 
 
 def _f64(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return np.asarray(x, dtype=np.float64)
-
-
-def _check_pair(est: Array, ref: Array) -> None:
-    if est.shape[-1] != ref.shape[-1]:
-        raise ValueError(f"estimate and reference differ in length: {est.shape} vs {ref.shape}")
-
-
-def si_snr(est: npt.ArrayLike, ref: npt.ArrayLike, eps: float = EPS) -> Array:
-    """Scale-invariant SNR in dB along the last axis; shapes broadcast."""
-    e, r = _f64(est), _f64(ref)
-    _check_pair(e, r)
-    e = e - e.mean(axis=-1, keepdims=True)
-    r = r - r.mean(axis=-1, keepdims=True)
-    # target = <e, r> / ‖r‖² · r
-    scale = (e * r).sum(-1, keepdims=True) / ((r * r).sum(-1, keepdims=True) + eps)
-    target = scale * r
-    noise = e - target
-    ratio = ((target * target).sum(-1) + eps) / ((noise * noise).sum(-1) + eps)
-    out: Array = 10.0 * np.log10(ratio)
-    return out
 
 
 def si_snri(est: npt.ArrayLike, ref: npt.ArrayLike, mixture: npt.ArrayLike) -> Array:
@@ -82,7 +64,7 @@ def _as_distribution(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 def sid(est: npt.ArrayLike, ref: npt.ArrayLike) -> Array:
     """Spectral information divergence (symmetric KL, nats) along the last axis."""
     e, r = _f64(est), _f64(ref)
-    _check_pair(e, r)
+    check_lengths(e, r)
     p, q = _as_distribution(e), _as_distribution(r)
     log_ratio = np.log(p) - np.log(q)
     out: Array = (p * log_ratio).sum(-1) + (q * -log_ratio).sum(-1)
@@ -92,7 +74,7 @@ def sid(est: npt.ArrayLike, ref: npt.ArrayLike) -> Array:
 def sad(est: npt.ArrayLike, ref: npt.ArrayLike, eps: float = EPS) -> Array:
     """Spectral angle distance in radians (0 = same shape, π/2 = orthogonal)."""
     e, r = _f64(est), _f64(ref)
-    _check_pair(e, r)
+    check_lengths(e, r)
     cos = (e * r).sum(-1) / (np.linalg.norm(e, axis=-1) * np.linalg.norm(r, axis=-1) + eps)
     out: Array = np.arccos(np.clip(cos, -1.0, 1.0))
     return out
@@ -107,7 +89,7 @@ def _unit_peak(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 def rmse(est: npt.ArrayLike, ref: npt.ArrayLike, normalize: bool = False) -> Array:
     """Root mean square error along the last axis; ``normalize`` scales both to unit peak."""
     e, r = _f64(est), _f64(ref)
-    _check_pair(e, r)
+    check_lengths(e, r)
     if normalize:
         e, r = _unit_peak(e), _unit_peak(r)
     out: Array = np.sqrt(((e - r) ** 2).mean(-1))
