@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from rssnet.drivers.base import FULL_WELL
 from rssnet.drivers.calibration import polynomial_wavelengths, wavelength_to_shift
 from rssnet.errors import SpectrumFormatError
 from rssnet.types import FloatArray, RawSpectrum, SpectrumFlags
 
-FULL_WELL = 65535.0
 _HEAD_BYTES = 4096
 
 

@@ -23,6 +23,7 @@ import structlog
 
 from rssnet.config.dark import dark_every, takes_dark
 from rssnet.config.schema import SerialOptions
+from rssnet.drivers.base import FULL_WELL
 from rssnet.drivers.calibration import CheckedCalibration, check_calibration
 from rssnet.drivers.protocol import (
     FRAME_DARK,
@@ -43,7 +44,6 @@ log = structlog.get_logger(__name__)
 
 __all__ = ["LinkLost", "SerialDriver", "SerialOptions"]
 
-FULL_WELL = 65535
 _COUNTERS = (
     "spectra", "darks", "reconnects", "reconnect_attempts", "saturated", "zero_spectra",
     "calibration_errors", "calibration_changes", "laser_mismatches", "identity_changes",

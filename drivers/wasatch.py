@@ -19,6 +19,7 @@ import numpy as np
 import structlog
 
 from rssnet.config.dark import takes_dark
+from rssnet.drivers.base import FULL_WELL  # spectra arrive as u16 counts
 from rssnet.drivers.calibration import CheckedCalibration, check_calibration
 from rssnet.drivers.wasatch_options import WasatchOptions
 from rssnet.drivers.wasatch_sdk import (
@@ -36,7 +37,6 @@ log = structlog.get_logger(__name__)
 
 __all__ = ["LinkLost", "WasatchDriver", "WasatchOptions"]
 
-FULL_WELL = 65535  # spectra arrive as u16 counts
 # Counted in health() (status messages); every one starts at 0.
 # fmt: off
 _COUNTERS = (

@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 
+from rssnet.drivers.base import FULL_WELL
 from rssnet.drivers.protocol import (
     FLAG_SATURATED,
     FRAME_DARK,
@@ -34,7 +35,7 @@ from rssnet.drivers.protocol import (
     build_frame,
 )
 from rssnet.testing.faults import EmulatorStats, Faults
-from rssnet.testing.scene import DEFAULT_CALIBRATION, FULL_WELL, Scene
+from rssnet.testing.scene import DEFAULT_CALIBRATION, Scene
 
 # Stop queueing stream frames when the host is not reading: a real device's FIFO overflows.
 _TX_LIMIT = 256 * 1024

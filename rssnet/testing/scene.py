@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from rssnet.drivers.base import FULL_WELL
 from rssnet.drivers.protocol import Calibration
 
 F64 = npt.NDArray[np.float64]
@@ -20,7 +21,6 @@ F64 = npt.NDArray[np.float64]
 # 830 nm laser, 1024 pixels from ~840 nm to ~988 nm: about 145–1930 cm⁻¹ of Raman shift.
 # A mildly cubic dispersion, as a real grating spectrometer's calibration has.
 DEFAULT_CALIBRATION = Calibration(830.0, 1024, (840.2, 0.1482, -3.1e-6, -2.0e-10))
-FULL_WELL = 65535
 
 
 def raman_shift(cal: Calibration, laser_nm: float | None = None) -> F64:
