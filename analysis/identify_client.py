@@ -45,9 +45,8 @@ from rssnet.analysis.identify import (
 )
 from rssnet.analysis.library_io import LibraryCache
 from rssnet.errors import LibraryError, PublishError, WireError
-from rssnet.wire import SCHEMA_VERSION, Message, decode, encode, topic_for
+from rssnet.wire import DEFAULT_ENDPOINT, SCHEMA_VERSION, Message, decode, encode, topic_for
 
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5560"
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5561"
 
 

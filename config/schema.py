@@ -25,6 +25,7 @@ from pydantic import (
 from rssnet.config.dark import CHOICES as DARK_CHOICES
 from rssnet.config.dark import DarkPolicy
 from rssnet.preprocess import PreprocessConfig
+from rssnet.wire import DEFAULT_ENDPOINT
 
 # Backends the engine knows by name; ``rssnet.engine.select`` maps each to its module.
 # Listed here (the bottom layer) so a typo is a config error before anything is loaded.
@@ -266,7 +267,7 @@ class StreamConfig(_Section):
 class PublishConfig(_Section):
     """``[publish]``: the ZeroMQ PUB endpoint the daemon binds (CONTRACTS §1)."""
 
-    endpoint: str = "tcp://127.0.0.1:5560"
+    endpoint: str = DEFAULT_ENDPOINT
     sndhwm: int = Field(default=1000, ge=1)
     # CONTRACTS §1 asks for a status message at least every 5 s.
     status_interval_s: float = Field(default=2.0, gt=0.0, le=5.0)

@@ -20,6 +20,9 @@ from rssnet.errors import WireError
 
 SCHEMA_VERSION = 1
 STREAMS = ("result", "status")
+# Where rssnetd publishes unless [publish] endpoint says otherwise, and so where clients
+# connect by default.
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5560"
 
 # Header keys every message carries, with the Python types msgpack decodes them to.
 REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
