@@ -37,7 +37,8 @@ class PipelineHooks:
     def on_result(
         self, raw: RawSpectrum, header: Mapping[str, Any], arrays: Mapping[str, npt.ArrayLike]
     ) -> None:
-        """A result is about to be published (called before the send: archive it now)."""
+        """A result is about to be published (called before the send: archive it now);
+        ``header`` holds the ``seq`` the send will carry."""
 
     def on_published(self, header: Mapping[str, Any], sent: bool, seconds: float) -> None:
         """The result was handed to the socket (``sent``) or dropped; ``seconds`` the send."""

@@ -81,7 +81,6 @@ class Operations(PipelineHooks):
         # The publisher's record of the frames it last sent per topic (read-only here).
         self._latest_frames = latest_frames
         self._latest: LatestResult | None = None
-        self._seq = 0  # the result seq the next publish will carry (publisher's numbering)
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
@@ -229,7 +228,6 @@ class Operations(PipelineHooks):
             **header,
             "v": 1,
             "session": self.session,
-            "seq": self._seq,
             "instrument": self.config.instrument.name,
             "t_arch_ns": time.time_ns(),
             # With ``recovered`` (in the header), the key of the accepted record it answers;
@@ -239,7 +237,6 @@ class Operations(PipelineHooks):
         self._append(RESULT, record, arrays, {})
 
     def on_published(self, header: Mapping[str, Any], sent: bool, seconds: float) -> None:
-        self._seq += 1
         if self._latest_frames is not None:
             topic = topic_for(self.config.instrument.name, "result")
             frames = self._latest_frames.get(topic)

@@ -155,8 +155,9 @@ class ResultSender:
         }
         if "recovered" in raw.meta:  # accepted by the earlier run with this session id
             header["recovered"] = raw.meta["recovered"]
-        # Archived before the send: kept even if no one listens or the send drops it.
-        self.hooks.on_result(raw, header, arrays)
+        # Archived before the send, under the seq the send will carry: kept even if no one
+        # listens or the send drops it.
+        self.hooks.on_result(raw, {**header, "seq": self.publisher.next_seq("result")}, arrays)
         started = time.perf_counter()
         sent = self.publisher.publish("result", header, arrays)
         if sent:

@@ -38,6 +38,10 @@ class Publisher(Protocol):
         """Send one message; ``False`` when it was dropped (counted, ``seq`` still advances)."""
         ...
 
+    def next_seq(self, stream: str) -> int:
+        """The ``seq`` the next message on ``stream`` will carry (the publisher numbers)."""
+        ...
+
     def wait_for_subscribers(self, count: int, timeout_s: float) -> bool:
         """Block until ``count`` subscriptions arrived; ``False`` after ``timeout_s``."""
         ...
@@ -159,6 +163,9 @@ class ZmqPublisher:
             raise PublishError(f"send on {self.endpoint!r} failed: {err}") from err
         self._sent += 1
         return True
+
+    def next_seq(self, stream: str) -> int:
+        return self._seq.get(topic_for(self.instrument, stream), 0)
 
     def poll_subscriptions(self) -> int:
         """Read pending (un)subscription notices and connection events; returns the number
