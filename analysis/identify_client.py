@@ -24,9 +24,7 @@ names the run).  ``--hybrid-gate 0`` always matches the published components.
 from __future__ import annotations
 
 import argparse
-import secrets
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -45,7 +43,8 @@ from rssnet.analysis.identify import (
 )
 from rssnet.analysis.library_io import LibraryCache
 from rssnet.errors import LibraryError, PublishError, WireError
-from rssnet.wire import DEFAULT_ENDPOINT, SCHEMA_VERSION, Message, decode, encode, topic_for
+from rssnet.publish import ZmqPublisher
+from rssnet.wire import DEFAULT_ENDPOINT, Message, decode
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5561"
 
@@ -153,65 +152,19 @@ class IdentifyService:
         return Identified(line=line, header=header, arrays=arrays, idents=idents)
 
 
-class Republisher:
-    """A bound PUB socket sending ``rssnet.<instrument>.identification`` messages with their
-    own ``session`` and per-topic ``seq`` (CONTRACTS §1 framing); counts what it drops."""
-
-    def __init__(self, endpoint: str, context: zmq.Context[Any], sndhwm: int = 1000) -> None:
-        self.session = secrets.token_hex(8)
-        # XPUB: a PUB socket to subscribers that also reports their subscriptions.
-        self.socket: zmq.Socket[Any] = context.socket(zmq.XPUB)
-        self.socket.setsockopt(zmq.SNDHWM, sndhwm)
-        self.socket.setsockopt(zmq.XPUB_NODROP, 1)  # full peer → Again → counted drop
-        self.socket.setsockopt(zmq.LINGER, 1000)
-        try:
-            self.socket.bind(endpoint)
-        except zmq.ZMQError as err:
-            self.socket.close(linger=0)
-            raise PublishError(f"cannot bind {endpoint!r}: {err}") from err
-        self.endpoint: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.seq: dict[str, int] = {}
-        self.sent = 0
-        self.dropped = 0
-
-    def publish(self, instrument: str, header: dict[str, Any], arrays: dict[str, Any]) -> None:
-        topic = topic_for(instrument, "identification")
-        seq = self.seq.get(topic, 0)
-        self.seq[topic] = seq + 1
-        full = {
-            "v": SCHEMA_VERSION,
-            "session": self.session,
-            "seq": seq,
-            "instrument": instrument,
-            **header,
-            "t_pub_ns": time.time_ns(),
-        }
-        try:
-            self.socket.send_multipart(encode(topic, full, arrays), flags=zmq.NOBLOCK, copy=False)
-            self.sent += 1
-        except zmq.Again:
-            self.dropped += 1  # seq was consumed: subscribers see the loss as a gap
-
-    def wait_for_subscribers(self, count: int, timeout_s: float) -> bool:
-        """Block until ``count`` subscriptions arrived; ``False`` after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        seen = 0
-        while seen < count:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self.socket.poll(int(left * 1000)):
-                return False
-            if self.socket.recv()[:1] == b"\x01":
-                seen += 1
-        return True
-
-    def close(self) -> None:
-        self.socket.close()
+def identification_publisher(
+    endpoint: str, context: zmq.Context[Any] | None = None
+) -> ZmqPublisher:
+    """The daemon's publisher (rssnet.publish), bound at ``endpoint``, for identifications:
+    their own ``session``, a ``seq`` per instrument's topic, drops counted.  Each message
+    names its instrument (``publish(..., instrument=...)``), not this publisher."""
+    return ZmqPublisher("identify", endpoint, linger_s=1.0, context=context)
 
 
 def run(
     service: IdentifyService,
     endpoint: str,
-    republisher: Republisher | None = None,
+    republisher: ZmqPublisher | None = None,
     topic: str = "rssnet.",
     count: int | None = None,
     timeout_s: float | None = None,
@@ -248,7 +201,7 @@ def run(
             done += 1
             if republisher is not None:
                 inst = str(message.header["instrument"])
-                republisher.publish(inst, result.header, result.arrays)
+                republisher.publish("identification", result.header, result.arrays, instrument=inst)
     finally:
         sub.close()
     return done
@@ -288,7 +241,7 @@ def main(argv: list[str]) -> int:
             LibraryCache(args.library), args.top_k, args.threshold, args.hybrid_gate
         )
         ctx: zmq.Context[Any] = zmq.Context.instance()
-        repub = None if args.publish == "none" else Republisher(args.publish, ctx)
+        repub = None if args.publish == "none" else identification_publisher(args.publish, ctx)
         try:
             done = run(service, args.endpoint, repub, args.topic, args.count, args.timeout)
         finally:

@@ -135,9 +135,17 @@ class ZmqPublisher:
         self._closed = False
 
     def publish(
-        self, stream: str, header: Mapping[str, Any], arrays: Mapping[str, npt.ArrayLike]
+        self,
+        stream: str,
+        header: Mapping[str, Any],
+        arrays: Mapping[str, npt.ArrayLike],
+        *,
+        instrument: str | None = None,
     ) -> bool:
-        topic = topic_for(self.instrument, stream)
+        """See :class:`Publisher`; ``instrument`` sends on another instrument's topic (rssnet
+        identify republishes for every instrument it hears, with a ``seq`` per topic)."""
+        instrument = self.instrument if instrument is None else instrument
+        topic = topic_for(instrument, stream)
         seq = self._seq.get(topic, 0)
         self._seq[topic] = seq + 1
         now = time.time_ns()
@@ -145,7 +153,7 @@ class ZmqPublisher:
             "v": SCHEMA_VERSION,
             "session": self.session,
             "seq": seq,
-            "instrument": self.instrument,
+            "instrument": instrument,
             "t_acq_ns": now,
             **header,
             "t_pub_ns": now,

@@ -14,7 +14,12 @@ import zmq
 from conftest import peak_library, two_mixes
 
 from rssnet.analysis.identify import UNKNOWN, Identifier, abundances, orient, refine_hybrid
-from rssnet.analysis.identify_client import IdentifyService, Republisher, main, run
+from rssnet.analysis.identify_client import (
+    IdentifyService,
+    identification_publisher,
+    main,
+    run,
+)
 from rssnet.analysis.library_io import LibraryCache
 from rssnet.errors import LibraryError
 from rssnet.publish import ZmqPublisher
@@ -104,7 +109,7 @@ def test_library_errors(tmp_path: Path) -> None:
 def test_identify_client_live(tmp_path: Path) -> None:
     ctx = zmq.Context()
     daemon = ZmqPublisher("lab1", "tcp://127.0.0.1:0", context=ctx)
-    repub = Republisher("tcp://127.0.0.1:0", ctx)
+    repub = identification_publisher("tcp://127.0.0.1:0", ctx)
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt_string(zmq.SUBSCRIBE, "rssnet.lab1.identification")
     sub.connect(repub.endpoint)
