@@ -85,6 +85,8 @@ def reporting_client(
     def session(topic: str, old: str, new: str) -> None:
         out.write(f"# {topic}: new session {new} (daemon restarted)\n")
 
+    # Named in the daemon's status (publisher.subscribers) beside what it received and lost.
+    options.setdefault("name", "rssnet listen")
     return ResultClient(endpoint, topic, on_gap=gap, on_session=session, **options)
 
 

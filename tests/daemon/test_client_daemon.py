@@ -26,7 +26,7 @@ def test_client_receives_every_result_of_a_live_daemon_in_order(
     statuses: list[Status] = []
     # The daemon waits for one subscriber ([publish] wait_for_subscribers = 1), so nothing
     # is published before this client is connected.
-    with ResultClient(endpoint, rcvhwm=0) as client:
+    with ResultClient(endpoint, rcvhwm=0, name="test-client", receipt_interval_s=0.05) as client:
         deadline = time.monotonic() + 120
         while not (statuses and statuses[-1].state == "stopped"):
             assert time.monotonic() < deadline, f"no final status; {client.stats()}"
@@ -58,3 +58,13 @@ def test_client_receives_every_result_of_a_live_daemon_in_order(
     final = statuses[-1].counters
     assert final["acquired"] == final["published"] == N_SPECTRA
     assert final["dropped"] == final["failed"] == 0
+    # Its receipts reached the daemon: status lists this subscriber with what it received.
+    listed = [
+        entry
+        for status in statuses
+        for entry in status.header["publisher"]["subscribers"]
+        if entry["name"] == "test-client"
+    ]
+    assert listed, [s.header["publisher"] for s in statuses]
+    assert all(e["lost"] == 0 and e["current"] and e["received"] >= 1 for e in listed)
+    assert statuses[-1].header["publisher"]["bad_receipts"] == 0
