@@ -1,9 +1,9 @@
 """What the emulated spectrometer "sees": mixtures of Raman spectra turned into detector counts.
 
 Components are either synthetic pseudo-minerals (sums of Lorentzian bands, generated from a
-seed) or spectra read from a library folder.  Each acquisition draws random abundances, adds
-a fluorescence baseline, dark current with a fixed pixel pattern and shot/read noise, and
-quantizes to u16 counts the way a CCD readout does.
+seed by rssnet.training.synthetic) or spectra read from a library folder.  Each acquisition
+draws random abundances, adds a fluorescence baseline, dark current with a fixed pixel
+pattern and shot/read noise, and quantizes to u16 counts the way a CCD readout does.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from rssnet.drivers.base import FULL_WELL
 from rssnet.drivers.protocol import Calibration
+from rssnet.training.synthetic import pseudo_minerals
 
 F64 = npt.NDArray[np.float64]
 
@@ -34,17 +35,9 @@ def lorentzian(x: F64, center: float, hwhm: float) -> F64:
 
 
 def synthetic_components(shift: F64, n: int, seed: int) -> F64:
-    """(n, npix) pseudo-mineral spectra, each max-normalized."""
-    rng = np.random.default_rng(seed)
-    out = np.zeros((n, shift.shape[0]))
-    lo, hi = float(shift.min()) + 50, float(shift.max()) - 50
-    for k in range(n):
-        for _ in range(int(rng.integers(3, 9))):
-            out[k] += rng.uniform(0.15, 1.0) * lorentzian(
-                shift, rng.uniform(lo, hi), rng.uniform(3.0, 14.0)
-            )
-        out[k] /= out[k].max()
-    return out
+    """(n, npix) pseudo-mineral spectra (:func:`rssnet.training.synthetic.pseudo_minerals`),
+    each max-normalized."""
+    return pseudo_minerals(shift, n, np.random.default_rng(seed)).astype(np.float64)
 
 
 def library_components(folder: Path, shift: F64, limit: int = 8) -> F64:
