@@ -29,6 +29,7 @@ from rssnet.client import Result, Status
 from rssnet.daemon.listen import format_result, format_status, reporting_client
 from rssnet.errors import SpectrumFormatError
 from rssnet.readers import read_eval_set, resample
+from rssnet.training.synthetic import pseudo_minerals
 
 DEMO_CONFIG = Path(rssnet.config.__file__).with_name("demo.toml")
 # The run demo.toml plays: make_demo_set() with its defaults, shipped so that
@@ -37,29 +38,17 @@ DEMO_CONFIG = Path(rssnet.config.__file__).with_name("demo.toml")
 DEMO_DATA = DEMO_CONFIG.with_name("demo.npz")
 
 
-def pseudo_mineral(
-    axis: np.ndarray, rng: np.random.Generator, n_peaks: tuple[int, int] = (3, 8)
-) -> np.ndarray:
-    """A max-normalized spectrum of Lorentzian peaks at random positions (L,)."""
-    spectrum = np.zeros_like(axis, dtype=np.float64)
-    for _ in range(int(rng.integers(n_peaks[0], n_peaks[1] + 1))):
-        center = rng.uniform(axis[0] + 20, axis[-1] - 20)
-        width = rng.uniform(4.0, 15.0)  # half width at half maximum, cm⁻¹
-        spectrum += rng.uniform(0.2, 1.0) / (1.0 + ((axis - center) / width) ** 2)
-    return spectrum / spectrum.max()
-
-
 def make_demo_set(path: str | Path, n: int = 24, seed: int = 0, points: int = 1024) -> Path:
     """Write one instrument run of ``n`` two-component mixtures as a CONTRACTS §3 ``.npz``
     set (``stream`` key: all one run); returns the path.
 
-    Two pseudo-minerals on 200–1200 cm⁻¹ in proportions a, 1 − a that move over the run
-    (a reaction, a blend), each spectrum with 1% white noise: what the daemon's stream
-    refinement needs to separate what the network alone cannot.
+    Two pseudo-minerals (rssnet.training.synthetic) on 200–1200 cm⁻¹ in proportions a, 1 − a
+    that move over the run (a reaction, a blend), each spectrum with 1% white noise: what the
+    daemon's stream refinement needs to separate what the network alone cannot.
     """
     rng = np.random.default_rng(seed)
     axis = np.linspace(200.0, 1200.0, points)
-    library = np.stack([pseudo_mineral(axis, rng) for _ in range(2)])  # 2, L
+    library = pseudo_minerals(axis, 2, rng).astype(np.float64)  # 2, L
     weights = rng.uniform(0.1, 0.9, size=n)
     sources = np.stack([weights, 1.0 - weights], axis=1)[:, :, None] * library[None]  # M, 2, L
     clean = sources.sum(axis=1)  # M, L
