@@ -21,9 +21,9 @@ import numpy.typing as npt
 import zmq
 from scipy.signal import find_peaks
 
-from rssnet.client import DEFAULT_ENDPOINT, Received, Result, ResultClient, Status
+from rssnet.client import Received, Result, ResultClient, Status
 from rssnet.errors import ConfigError, PublishError
-from rssnet.wire import Message
+from rssnet.wire import DEFAULT_ENDPOINT, Message
 
 # sysexits.h EX_TEMPFAIL: nothing came, which may change (the daemon may not be up yet).
 EX_TEMPFAIL = 75

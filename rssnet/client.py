@@ -40,7 +40,7 @@ import zmq.auth
 
 from rssnet.errors import ClientError, ConfigError, WireError
 from rssnet.receipts import ReceiptSender
-from rssnet.wire import Message, decode
+from rssnet.wire import DEFAULT_ENDPOINT, Message, decode
 
 # A library logs through the standard logging module: a host application decides what is
 # shown (nothing until it configures logging: the NullHandler keeps Python's last-resort
@@ -56,7 +56,6 @@ def _log(level: int, event: str, **fields: Any) -> None:
         log.log(level, "%s %s", event, text, extra={"event": event, "fields": fields})
 
 
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5560"
 # Events kept in .gaps / .session_changes; the counters stay exact beyond this.
 MAX_EVENTS = 1000
 

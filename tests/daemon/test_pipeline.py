@@ -129,15 +129,24 @@ class CostModel:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
+# The per-spectrum cost dwarfs the real network's per-call overhead (10-60 ms on a loaded
+# CPU, which a bigger batch does share: at 0.04 s per spectrum that alone measured a >10 %
+# gain), so "no gain" stays true under load.
 @pytest.mark.parametrize(
-    ("per_call_s", "per_spectrum_s", "grows"), [(0.12, 0.0, True), (0.0, 0.04, False)]
+    ("per_call_s", "per_spectrum_s", "count", "grows"),
+    [(0.12, 0.0, 140, True), (0.0, 0.15, 60, False)],
 )
 def test_behind_the_batch_grows_only_where_it_raises_throughput(
-    tmp_path: Path, tiny_model: Path, per_call_s: float, per_spectrum_s: float, grows: bool
+    tmp_path: Path,
+    tiny_model: Path,
+    per_call_s: float,
+    per_spectrum_s: float,
+    count: int,
+    grows: bool,
 ) -> None:
     replay = tmp_path / "spectra"
     replay.mkdir()
-    for i in range(140):
+    for i in range(count):
         write_spectrum_csv(replay / f"s{i:03d}.csv", 300 + 5 * i)
     config = parse_config(
         f'[instrument]\nname = "b"\ndriver = "replay"\n[instrument.replay]\npath = "{replay}"\n'
@@ -161,7 +170,7 @@ def test_behind_the_batch_grows_only_where_it_raises_throughput(
     sub.close()
     publisher.close()
 
-    assert [m.seq for m in sub.results] == list(range(140))  # nothing lost meanwhile
+    assert [m.seq for m in sub.results] == list(range(count))  # nothing lost meanwhile
     sizes = [m.header["engine"]["batch"] for m in sub.statuses]
     events = [e for e in logs if e["event"].startswith("batch_")]
     assert any(m.header["state"] == "behind" for m in sub.statuses)
