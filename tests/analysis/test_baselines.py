@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import peak_library, two_mixes
+from analysis_helpers import peak_library, two_mixes
 from scipy.optimize import nnls
 
 from rssnet.analysis import baselines as bl

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import peak_library, two_mixes
+from analysis_helpers import peak_library, two_mixes
 
 from rssnet.analysis.evaluate import main
 from rssnet.model.checkpoint import default_axis, save_checkpoint

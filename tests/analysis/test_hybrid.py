@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import peak_library, two_mixes
+from analysis_helpers import peak_library, two_mixes
 
 from rssnet.analysis import baselines as bl
 from rssnet.analysis.hybrid import residual_energy, separate_hybrid

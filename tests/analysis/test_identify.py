@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zmq
-from conftest import peak_library, two_mixes
+from analysis_helpers import peak_library, two_mixes
 
 from rssnet.analysis.identify import UNKNOWN, Identifier, abundances, orient, refine_hybrid
 from rssnet.analysis.identify_client import (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import zmq
-from conftest import two_mixes
+from analysis_helpers import two_mixes
 from matplotlib.image import imread
 from test_identify import AXIS, LIB, write_library
 

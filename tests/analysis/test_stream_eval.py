@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from analysis_helpers import SHARED_DATA
 
 from rssnet.analysis import stream_eval
 from rssnet.analysis.evaluate import main
