@@ -7,9 +7,11 @@ and reports its state through ``health``.  Every blocking call has a finite time
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
+from rssnet.errors import DriverError
 from rssnet.types import DeviceInfo, RawSpectrum
 
 # A 16-bit detector's largest count: a spectrum that reaches it is saturated
@@ -55,3 +57,24 @@ class Driver(Protocol):
 
     def close(self) -> None:
         """Release the link; idempotent."""
+
+
+class ReconnectPolicy(Protocol):
+    """The options a reconnecting driver takes (``[instrument.serial]``, ``.wasatch``)."""
+
+    backoff_initial_s: float
+    backoff_max_s: float
+    max_reconnects: int
+
+
+def await_reconnect(
+    what: str, attempt: int, policy: ReconnectPolicy, last_error: str, stop: threading.Event
+) -> bool:
+    """Before reconnect ``attempt`` (0, 1, ...) to ``what``: raise :class:`DriverError` once
+    ``max_reconnects`` is used up (0: never), else wait the backoff; False if ``stop`` was
+    set meanwhile.  The first retry is immediate (most losses are one-off), then 1, 2, 4...
+    × ``backoff_initial_s``, at most ``backoff_max_s``."""
+    if policy.max_reconnects and attempt >= policy.max_reconnects:
+        raise DriverError(f"{what} after {attempt} reconnect attempts; last error: {last_error}")
+    delay = min(policy.backoff_max_s, policy.backoff_initial_s * 2.0 ** (attempt - 1))
+    return not (attempt and stop.wait(delay))

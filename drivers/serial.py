@@ -23,7 +23,7 @@ import structlog
 
 from rssnet.config.dark import dark_every, takes_dark
 from rssnet.config.schema import SerialOptions
-from rssnet.drivers.base import FULL_WELL
+from rssnet.drivers.base import FULL_WELL, await_reconnect
 from rssnet.drivers.calibration import CheckedCalibration, check_calibration
 from rssnet.drivers.protocol import (
     FRAME_DARK,
@@ -323,17 +323,13 @@ class SerialDriver:
         self._state = "reconnecting"
 
     def _reconnect(self, attempt: int) -> None:
-        opts = self.options
-        if opts.max_reconnects and attempt >= opts.max_reconnects:
+        what = f"serial: gave up on {self.options.port!r}"
+        try:
+            if not await_reconnect(what, attempt, self.options, self._last_error, self._stop):
+                return
+        except DriverError:
             self._state = "failed"
-            raise DriverError(
-                f"serial: gave up on {opts.port!r} after {attempt} reconnect attempts; "
-                f"last error: {self._last_error}"
-            )
-        # The first retry is immediate (most losses are one-off), then 1, 2, 4... × initial.
-        delay = min(opts.backoff_max_s, opts.backoff_initial_s * 2.0 ** (attempt - 1))
-        if attempt and self._stop.wait(delay):
-            return
+            raise
         self._state = "reconnecting"
         self._counts["reconnect_attempts"] += 1
         try:
@@ -343,7 +339,7 @@ class SerialDriver:
             self._link_failed(err)
             return
         self._counts["reconnects"] += 1
-        log.info("serial_reconnected", port=opts.port, attempt=attempt)
+        log.info("serial_reconnected", port=self.options.port, attempt=attempt)
 
     # --- frames → spectra -----------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import numpy as np
 import structlog
 
 from rssnet.config.dark import takes_dark
-from rssnet.drivers.base import FULL_WELL  # spectra arrive as u16 counts
+from rssnet.drivers.base import FULL_WELL, await_reconnect  # FULL_WELL: u16 counts
 from rssnet.drivers.calibration import CheckedCalibration, check_calibration
 from rssnet.drivers.wasatch_options import WasatchOptions
 from rssnet.drivers.wasatch_sdk import (
@@ -308,16 +308,13 @@ class WasatchDriver:
 
     def _reconnect(self, attempt: int) -> None:
         opts = self.options
-        if opts.max_reconnects and attempt >= opts.max_reconnects:
+        what = f"wasatch: gave up on {self._unit_name()}"
+        try:
+            if not await_reconnect(what, attempt, opts, self._last_error, self._stop):
+                return
+        except DriverError:
             self._state = "failed"
-            raise DriverError(
-                f"wasatch: gave up on {self._unit_name()} after {attempt} "
-                f"reconnect attempts; last error: {self._last_error}"
-            )
-        # First retry at once (most losses are one-off), then 1, 2, 4... × initial.
-        delay = min(opts.backoff_max_s, opts.backoff_initial_s * 2.0 ** (attempt - 1))
-        if attempt and self._stop.wait(delay):
-            return
+            raise
         self._state = "reconnecting"
         self._counts["reconnect_attempts"] += 1
         try:
