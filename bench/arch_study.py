@@ -80,8 +80,27 @@ def main() -> None:
     ap.add_argument("configs", nargs="+", type=Path)
     ap.add_argument("--after", type=Path, help="train only once this file exists")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--max-minutes", type=float, help="override each config's budget")
+    ap.add_argument("--out-root", type=Path, help="write each run to OUT_ROOT/<its out name>")
     args = ap.parse_args()
     configs = [load_train_config(p) for p in args.configs]
+    if args.max_minutes or args.out_root:
+        # A second budget point of the same configs: runs/<root>/<config name>.
+        configs = [
+            c.model_copy(
+                update={
+                    "train": c.train.model_copy(
+                        update={
+                            "max_minutes": args.max_minutes or c.train.max_minutes,
+                            "out": str(args.out_root / Path(c.train.out).name)
+                            if args.out_root
+                            else c.train.out,
+                        }
+                    )
+                }
+            )
+            for c in configs
+        ]
     if args.mode == "train":
         train(configs, args.after)
     else:
