@@ -125,15 +125,13 @@ def model_problems(path: Path, backends: list[str]) -> list[str]:
             f"{where}: not a model file; expected an rssnet checkpoint (.pt, from rssnet "
             "train) or its ONNX export (.onnx, from rssnet export)"
         ]
-    if kind == "onnx":
-        if path.suffix.lower() != ".onnx":
-            return [f"{where}: an ONNX file must be named *.onnx (the backends go by the name)"]
-        if not any(name in ONNX_BACKENDS for name in backends):
-            return [
-                f"{where}: an ONNX file, which backend {backends!r} cannot run; "
-                f'set engine.backend = ["onnxruntime"] (or "tensorrt"), or give the .pt '
-                "checkpoint"
-            ]
+    # ONNX by content, whatever its name (rssnetd goes by the same bytes).
+    if kind == "onnx" and not any(name in ONNX_BACKENDS for name in backends):
+        return [
+            f"{where}: an ONNX file, which backend {backends!r} cannot run; "
+            f'set engine.backend = ["onnxruntime"] (or "tensorrt"), or give the .pt '
+            "checkpoint"
+        ]
     return []
 
 

@@ -11,6 +11,8 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
+from rssnet.config.checks import model_file_kind
+
 ModelFormat = Literal["torch", "onnx"]
 
 # The torch backend's error and the onnxruntime backend's error name these, so a user who
@@ -46,15 +48,10 @@ def model_format(path: str | Path) -> ModelFormat:
     if p.suffix.lower() == ".onnx":
         return "onnx"
     try:
-        with open(p, "rb") as f:
-            head = f.read(4)
+        kind = model_file_kind(p)  # the one place that knows the files' first bytes
     except OSError:
         return "torch"
-    # torch.save writes a zip archive ("PK\x03\x04"); a serialized ONNX ModelProto starts
-    # with field 1 (ir_version, a varint): the byte 0x08.
-    if head[:1] == b"\x08" and not head.startswith(b"PK"):
-        return "onnx"
-    return "torch"
+    return "onnx" if kind == "onnx" else "torch"
 
 
 def torch_importable() -> bool:
