@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy.typing as npt
 import structlog
+from rssnet.config.schema import ArchiveConfig
 
 from rssnet.archive import (
     MAGIC,
@@ -35,7 +36,6 @@ from rssnet.archive import (
     read_archive,
     scan_archive,
 )
-from rssnet.config.schema import ArchiveConfig
 from rssnet.errors import RssnetError
 
 __all__ = [

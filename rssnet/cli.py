@@ -12,17 +12,17 @@ import sys
 # name -> (module, one-line help).  Modules are imported lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("rssnet.config.cli", "validate a config file (exit 78 listing every error)"),
-    "listen": ("rssnet.daemon.listen", "print results received from a running daemon"),
-    "demo": ("rssnet.daemon.demo", "run rssnetd on synthetic spectra and print its results"),
+    "listen": ("rssnet.tools.listen", "print results received from a running daemon"),
+    "demo": ("rssnet.tools.demo", "run rssnetd on synthetic spectra and print its results"),
     "drivers": ("rssnet.drivers.registry", "list installed drivers and plugin load errors"),
     "emulate": ("rssnet.testing.emulator_cli", "run a reference-protocol spectrometer emulator"),
     "synth": ("rssnet.training.synth_cli", "write a fixed evaluation set of synthetic mixtures"),
     "train": ("rssnet.training.train", "train an RSSNet model"),
     "evaluate": ("rssnet.analysis.evaluate", "evaluate a model or baseline on an .npz set"),
     "export": ("rssnet.engine.export", "export a model to ONNX"),
-    "identify": ("rssnet.analysis.identify_client", "identify separated components live"),
-    "plot": ("rssnet.analysis.plot_cli", "render a result as a PNG"),
-    "keys": ("rssnet.daemon.keys", "generate CURVE key pairs"),
+    "identify": ("rssnet.tools.identify", "identify separated components live"),
+    "plot": ("rssnet.tools.plot", "render a result as a PNG"),
+    "keys": ("rssnet.tools.keys", "generate CURVE key pairs"),
 }
 
 

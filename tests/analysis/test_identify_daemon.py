@@ -6,9 +6,9 @@ import io
 from pathlib import Path
 
 import pytest
-
-from rssnet.analysis.identify_client import IdentifyService, run
 from rssnet.analysis.library_io import LibraryCache
+from rssnet.tools.identify import IdentifyService, run
+
 from rssnet.testing.daemon import daemons, make_replay_dir, write_config
 
 REPO = Path(__file__).resolve().parents[2]

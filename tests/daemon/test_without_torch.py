@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from rssnet.model.files import default_model_path, default_onnx_path, sha256_file
+
 from rssnet.testing.daemon import Subscriber, make_replay_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,8 +41,8 @@ sys.meta_path.insert(0, _NoTorch())
 START_MODULES = [
     "rssnet.daemon.main",
     "rssnet.daemon.pipeline",
-    "rssnet.daemon.listen",
-    "rssnet.daemon.demo",
+    "rssnet.tools.listen",
+    "rssnet.tools.demo",
     "rssnet.drivers.registry",
     "rssnet.drivers.replay",
     "rssnet.drivers.serial",

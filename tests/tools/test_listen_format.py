@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 import zmq
+from rssnet.tools.listen import format_result, top_peaks
+from rssnet.tools.listen import main as listen_main
 
-from rssnet.daemon.listen import format_result, top_peaks
-from rssnet.daemon.listen import main as listen_main
 from rssnet.publish import ZmqPublisher
 from rssnet.wire import decode, encode
 

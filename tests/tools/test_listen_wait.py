@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rssnet.tools.listen import EX_TEMPFAIL, QUIET_HINT_S
 
-from rssnet.daemon.listen import EX_TEMPFAIL, QUIET_HINT_S
 from rssnet.publish import ZmqPublisher
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from rssnet.tools.demo import Truth, make_demo_set
 
 from rssnet.client import Result
-from rssnet.daemon.demo import Truth, make_demo_set
 from rssnet.readers import EvalSet, read_eval_set, write_eval_set
 
 
