@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
 from rssnet.analysis import baselines as bl
 from rssnet.analysis import metrics as mt
 from rssnet.analysis import stream_eval
-
 from rssnet.errors import RssnetError
 
 if TYPE_CHECKING:
@@ -339,6 +339,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _stream_config(args: argparse.Namespace) -> StreamConfig | None:
     """The stage's settings for ``--method stream``: the defaults, ``--window`` applied."""
     from pydantic import ValidationError
+
     from rssnet.config.schema import StreamConfig
 
     if args.method != "stream":

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import nnls
+
 from rssnet.analysis import baselines as bl
 from rssnet.analysis.identify import Identifier, orient, refine_hybrid
-from scipy.optimize import nnls
 
 F32 = npt.NDArray[np.float32]
 # Library wins when its residual energy is at most this times the network's: measured on

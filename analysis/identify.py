@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from rssnet.engine.postprocess import orient  # re-exported: analysis callers use it here
 from scipy.optimize import nnls
 from scipy.signal import savgol_filter
 
+from rssnet.engine.postprocess import orient  # re-exported: analysis callers use it here
 from rssnet.errors import LibraryError
 
 F32 = npt.NDArray[np.float32]

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from rssnet.training.library import SpectralLibrary, with_progress
 
 from rssnet.errors import LibraryError, SpectrumFormatError
 from rssnet.readers import SpectrumRecord, iter_rruff_zip, read_text_spectrum, rruff_zip_size
+from rssnet.training.library import SpectralLibrary, with_progress
 from rssnet.types import FloatArray
 
 SPECTRUM_SUFFIXES = {".txt", ".csv", ".tsv"}

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from rssnet.config.schema import StreamConfig
 
 F32 = npt.NDArray[np.float32]
@@ -45,8 +46,9 @@ def refine_runs(
 ) -> StreamRun:
     """Feed each run's mixtures (M, L) and the network's components (M, C, L) to a fresh
     :class:`StreamRefiner`, in order; ``stream`` (M,) says which run each row is in."""
-    from rssnet.engine.stream import StreamRefiner
     from tqdm import tqdm
+
+    from rssnet.engine.stream import StreamRefiner
 
     m, c, length = network.shape
     if mixtures.shape != (m, length) or stream.shape != (m,):

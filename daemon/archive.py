@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy.typing as npt
 import structlog
-from rssnet.config.schema import ArchiveConfig
 
 from rssnet.archive import (
     MAGIC,
@@ -36,6 +35,7 @@ from rssnet.archive import (
     read_archive,
     scan_archive,
 )
+from rssnet.config.schema import ArchiveConfig
 from rssnet.errors import RssnetError
 
 __all__ = [

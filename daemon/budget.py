@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import structlog
+
 from rssnet.config.schema import Config
 from rssnet.engine.base import Backend
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import structlog
 from pydantic import BaseModel
+
+from rssnet import __version__
 from rssnet.config.cli import EX_CONFIG, report_config_error
 from rssnet.config.load import load_config
 from rssnet.config.schema import BUILTIN_DRIVERS, Config
@@ -33,8 +35,6 @@ from rssnet.drivers.registry import create_driver
 from rssnet.engine.base import Backend
 from rssnet.engine.select import open_backend
 from rssnet.engine.trt_cache import engine_cache_dir
-
-from rssnet import __version__
 from rssnet.errors import (
     ConfigError,
     DriverError,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
 import structlog
+
 from rssnet.config.load import config_to_dict
 from rssnet.config.schema import Config
 from rssnet.daemon.archive import ArchiveError, ArchiveWriter, archive_files
@@ -35,7 +36,6 @@ from rssnet.daemon.recovery import (
     find_unpublished,
 )
 from rssnet.daemon.security import Curve, warn_if_exposed
-
 from rssnet.types import RawSpectrum
 from rssnet.wire import topic_for
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import structlog
+
 from rssnet.config.schema import Config
 from rssnet.daemon.budget import Backlog, StopClock, log_deferred
 from rssnet.daemon.hooks import PipelineHooks
@@ -32,7 +33,6 @@ from rssnet.engine.base import Backend
 from rssnet.engine.batch_size import BatchSizer
 from rssnet.engine.batcher import MicroBatcher
 from rssnet.engine.worker import EngineWorker
-
 from rssnet.errors import SpectrumRejected
 from rssnet.preprocess import Preprocessor
 from rssnet.publish import Publisher

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import structlog
+
 from rssnet.config.schema import Config
 from rssnet.daemon.hooks import PipelineHooks
 from rssnet.engine.base import Backend
 from rssnet.engine.postprocess import abundances
 from rssnet.engine.stream import StreamAnswer, StreamRefiner
-
 from rssnet.errors import SpectrumRejected
 from rssnet.publish import Publisher
 from rssnet.types import RawSpectrum, SpectrumFlags

@@ -20,9 +20,9 @@ from typing import Any
 import structlog
 import zmq
 import zmq.auth
-from rssnet.config.schema import SecurityConfig
 from zmq.auth.thread import ThreadAuthenticator
 
+from rssnet.config.schema import SecurityConfig
 from rssnet.errors import ConfigError
 
 log = structlog.get_logger(__name__)

@@ -19,6 +19,7 @@ import threading
 from types import FrameType
 
 import structlog
+
 from rssnet.daemon.notify import Notifier
 from rssnet.daemon.pipeline import Pipeline
 

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+
 import rssnet.config
 from rssnet.analysis.metrics import pit_permutation, si_snri
-from rssnet.tools.listen import format_result, format_status, reporting_client
-from rssnet.training.synthetic import pseudo_minerals
-
 from rssnet.client import Result, Status
 from rssnet.errors import SpectrumFormatError
 from rssnet.readers import read_eval_set, resample
+from rssnet.tools.listen import format_result, format_status, reporting_client
+from rssnet.training.synthetic import pseudo_minerals
 
 DEMO_CONFIG = Path(rssnet.config.__file__).with_name("demo.toml")
 # The run demo.toml plays: make_demo_set() with its defaults, shipped so that

@@ -31,6 +31,7 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 import zmq
+
 from rssnet.analysis import baselines as bl
 from rssnet.analysis.hybrid import DEFAULT_GATE, library_answer, unmixing_library
 from rssnet.analysis.identify import (
@@ -41,7 +42,6 @@ from rssnet.analysis.identify import (
     orient,
 )
 from rssnet.analysis.library_io import LibraryCache
-
 from rssnet.errors import LibraryError, PublishError, WireError
 from rssnet.publish import ZmqPublisher
 from rssnet.wire import DEFAULT_ENDPOINT, Message, decode

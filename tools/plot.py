@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from rssnet.training.library import SpectralLibrary, library_report
 from scipy.optimize import nnls
 
 from rssnet.errors import RssnetError, WireError
+from rssnet.training.library import SpectralLibrary, library_report
 
 F32 = npt.NDArray[np.float32]
 

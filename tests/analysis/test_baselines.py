@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from analysis_helpers import peak_library, two_mixes
+from scipy.optimize import nnls
+
 from rssnet.analysis import baselines as bl
 from rssnet.analysis import metrics as mt
-from scipy.optimize import nnls
 
 LIB = peak_library(120, length=200)
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from analysis_helpers import peak_library, two_mixes
+
 from rssnet.analysis.evaluate import main
 from rssnet.model.checkpoint import default_axis, save_checkpoint
 from rssnet.model.config import PRESETS
 from rssnet.model.rssnet import RSSNet
-
 from rssnet.readers import EvalSet, write_eval_set
 
 KEYS = ("n", "si_snr", "si_snri", "sid", "sad", "rmse")

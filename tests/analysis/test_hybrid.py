@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from analysis_helpers import peak_library, two_mixes
+
 from rssnet.analysis import baselines as bl
 from rssnet.analysis.hybrid import residual_energy, separate_hybrid
 from rssnet.analysis.identify import Identifier

@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 import zmq
 from analysis_helpers import peak_library, two_mixes
+
 from rssnet.analysis.identify import UNKNOWN, Identifier, abundances, orient, refine_hybrid
 from rssnet.analysis.library_io import LibraryCache
+from rssnet.errors import LibraryError
+from rssnet.publish import ZmqPublisher
 from rssnet.tools.identify import (
     IdentifyService,
     identification_publisher,
     main,
     run,
 )
-
-from rssnet.errors import LibraryError
-from rssnet.publish import ZmqPublisher
 from rssnet.wire import Message, decode, encode
 
 AXIS = np.linspace(200.0, 1200.0, 400, dtype=np.float32)

@@ -6,10 +6,10 @@ import io
 from pathlib import Path
 
 import pytest
-from rssnet.analysis.library_io import LibraryCache
-from rssnet.tools.identify import IdentifyService, run
 
+from rssnet.analysis.library_io import LibraryCache
 from rssnet.testing.daemon import daemons, make_replay_dir, write_config
+from rssnet.tools.identify import IdentifyService, run
 
 REPO = Path(__file__).resolve().parents[2]
 

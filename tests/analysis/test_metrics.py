@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from rssnet.analysis import metrics as mt
 
 REF = np.array([1.0, -1.0, 1.0, -1.0])

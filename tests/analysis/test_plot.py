@@ -9,14 +9,14 @@ import numpy as np
 import zmq
 from analysis_helpers import two_mixes
 from matplotlib.image import imread
+from test_identify import AXIS, LIB, write_library
+
 from rssnet.model.checkpoint import default_axis, save_checkpoint
 from rssnet.model.config import PRESETS
 from rssnet.model.rssnet import RSSNet
-from rssnet.tools.plot import from_stream, main, render
-from test_identify import AXIS, LIB, write_library
-
 from rssnet.publish import ZmqPublisher
 from rssnet.readers import EvalSet, write_eval_set
+from rssnet.tools.plot import from_stream, main, render
 
 
 def _check_png(path: Path) -> None:

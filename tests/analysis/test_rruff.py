@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from rssnet.analysis import baselines as bl
 from rssnet.analysis.identify import Identifier
 from rssnet.analysis.library_io import LibraryCache

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 from analysis_helpers import SHARED_DATA
+
 from rssnet.analysis import stream_eval
 from rssnet.analysis.evaluate import main
-from rssnet.training.synth_cli import main as synth
-
 from rssnet.readers import EvalSet, read_eval_set, write_eval_set
+from rssnet.training.synth_cli import main as synth
 
 RRUFF_ZIP = SHARED_DATA / "rruff" / "excellent_unoriented.zip"
 RUNS, LENGTH = 2, 5  # few, short runs: the shipped model takes ~0.5 s a spectrum on this CPU

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rssnet.config.schema import ArchiveConfig
-from rssnet.daemon.archive import ArchiveWriter, archive_files, read_archive
 
 from rssnet.archive import MAGIC, SYNC, scan_archive
+from rssnet.config.schema import ArchiveConfig
+from rssnet.daemon.archive import ArchiveWriter, archive_files, read_archive
 from rssnet.errors import SpectrumFormatError
 
 

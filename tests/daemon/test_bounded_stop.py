@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from rssnet.daemon.archive import archive_files, scan_archive
 from rssnet.daemon.recovery import find_unpublished
-
 from rssnet.testing.daemon import Subscriber, make_replay_dir, write_config
 from rssnet.wire import Message
 

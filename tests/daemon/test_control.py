@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rssnet.daemon.control import ControlServer, redact
 
+from rssnet.daemon.control import ControlServer, redact
 from rssnet.testing.daemon import Subscriber, daemons, make_replay_dir, write_config
 from rssnet.testing.ops import ControlClient, wait_until
 

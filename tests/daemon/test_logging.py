@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import structlog
+
 from rssnet.daemon import logging as logging_module
 from rssnet.daemon.logging import configure_logging, reset_logging
-
 from rssnet.testing.daemon import make_replay_dir, write_config
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rssnet.daemon.notify import Heartbeat, Notifier, Watchdog, watchdog_interval
 
+from rssnet.daemon.notify import Heartbeat, Notifier, Watchdog, watchdog_interval
 from rssnet.testing.daemon import daemons, make_replay_dir, write_config
 from rssnet.testing.ops import NotifySocket, wait_until
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import zmq
+
 from rssnet.config.schema import ReplayOptions
 from rssnet.daemon.archive import archive_files, scan_archive
 from rssnet.drivers.replay import ReplayDriver
-
 from rssnet.testing.daemon import Subscriber, daemons, make_replay_dir, write_config
 from rssnet.testing.ops import ControlClient, rss_bytes, wait_until
 
@@ -26,6 +26,7 @@ def wide_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny RSSNet on a 4096-point axis: each result is ~64 kB on the wire, so results
     a daemon wrongly kept would stand far above the allocator's noise in its RSS."""
     import torch
+
     from rssnet.model.checkpoint import default_axis, save_checkpoint
     from rssnet.model.config import preset
     from rssnet.model.rssnet import RSSNet

@@ -14,12 +14,12 @@ import structlog
 import structlog.testing
 import torch
 import zmq
+
 from rssnet.config.load import parse_config
 from rssnet.daemon.pipeline import Pipeline
 from rssnet.drivers.replay import ReplayDriver
 from rssnet.engine.base import Backend
 from rssnet.engine.torch_backend import TorchBackend
-
 from rssnet.errors import EngineError
 from rssnet.preprocess import Preprocessor
 from rssnet.publish import ZmqPublisher

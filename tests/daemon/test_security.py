@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import zmq
 import zmq.auth
-from rssnet.daemon.security import is_loopback
-from rssnet.tools.keys import main as keys_main
 
+from rssnet.daemon.security import is_loopback
 from rssnet.testing.daemon import daemons, make_replay_dir, write_config
 from rssnet.testing.ops import ControlClient
+from rssnet.tools.keys import main as keys_main
 from rssnet.wire import decode
 
 REPO = Path(__file__).resolve().parents[2]
@@ -157,8 +157,9 @@ def test_curve_control_socket(tmp_path: Path, tiny_model: Path) -> None:
 
 
 def test_exposed_bind_without_curve_is_logged() -> None:
-    from rssnet.daemon.security import warn_if_exposed
     from structlog.testing import capture_logs
+
+    from rssnet.daemon.security import warn_if_exposed
 
     with capture_logs() as logs:
         assert warn_if_exposed("tcp://0.0.0.0:5560", "publish", curve=False)
@@ -170,7 +171,6 @@ def test_exposed_bind_without_curve_is_logged() -> None:
 def test_bad_key_files_are_config_errors(tmp_path: Path) -> None:
     from rssnet.config.schema import SecurityConfig
     from rssnet.daemon.security import start_curve
-
     from rssnet.errors import ConfigError
 
     assert keys_main(["--dir", str(tmp_path), "server"]) == 0

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rssnet.training.synthesis import add_noise
-from rssnet.training.synthetic import pseudo_library
 
 from rssnet.readers import EvalSet, write_eval_set
 from rssnet.testing.daemon import Subscriber, write_config
 from rssnet.testing.ops import ControlClient
+from rssnet.training.synthesis import add_noise
+from rssnet.training.synthetic import pseudo_library
 from rssnet.wire import Message
 
 AXIS = np.linspace(150.0, 1250.0, 1100, dtype=np.float32)

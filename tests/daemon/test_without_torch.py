@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rssnet.model.files import default_model_path, default_onnx_path, sha256_file
 
+from rssnet.model.files import default_model_path, default_onnx_path, sha256_file
 from rssnet.testing.daemon import Subscriber, make_replay_dir
 
 REPO = Path(__file__).resolve().parents[2]

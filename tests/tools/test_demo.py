@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from rssnet.tools.demo import Truth, make_demo_set
 
 from rssnet.client import Result
 from rssnet.readers import EvalSet, read_eval_set, write_eval_set
+from rssnet.tools.demo import Truth, make_demo_set
 
 
 def test_demo_set_follows_the_evaluation_set_contract(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from rssnet.tools.demo import DEMO_CONFIG, DEMO_DATA, make_demo_set
 
 from rssnet.testing.daemon import Subscriber, daemons
+from rssnet.tools.demo import DEMO_CONFIG, DEMO_DATA, make_demo_set
 
 
 @pytest.fixture

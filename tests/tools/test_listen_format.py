@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 import zmq
-from rssnet.tools.listen import format_result, top_peaks
-from rssnet.tools.listen import main as listen_main
 
 from rssnet.publish import ZmqPublisher
+from rssnet.tools.listen import format_result, top_peaks
+from rssnet.tools.listen import main as listen_main
 from rssnet.wire import decode, encode
 
 

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from rssnet.tools.listen import EX_TEMPFAIL, QUIET_HINT_S
 
 from rssnet.publish import ZmqPublisher
+from rssnet.tools.listen import EX_TEMPFAIL, QUIET_HINT_S
 
 REPO = Path(__file__).resolve().parents[2]
 
