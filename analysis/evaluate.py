@@ -35,7 +35,7 @@ from rssnet.errors import RssnetError
 
 if TYPE_CHECKING:
     from rssnet.config.schema import StreamConfig
-    from rssnet.training.library import SpectralLibrary
+    from rssnet.formats.library import SpectralLibrary
 
 F32 = npt.NDArray[np.float32]
 METHODS = ("rssnet", *bl.METHODS, "hybrid", "stream")
@@ -66,7 +66,7 @@ class EvalData:
 
 def load_eval_data(path: str | Path, axis: F32) -> EvalData:
     """Read a §3 set and resample it onto ``axis`` (zero outside the data's range)."""
-    from rssnet.readers import read_eval_set
+    from rssnet.formats.evalset import read_eval_set
 
     ev = read_eval_set(path)
     if ev.sources.shape[1] == 0:
@@ -208,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load_library(args: argparse.Namespace, axis: F32) -> SpectralLibrary:
-    from rssnet.training.library import library_report, load_library, split_library
+    from rssnet.formats.library import library_report, load_library, split_library
 
     lib = load_library(args.library, axis, progress=True)
     for line in library_report(lib, Path(args.library).name):

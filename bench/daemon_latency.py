@@ -107,9 +107,9 @@ def stage_costs(model: Path, replay: Path, repeats: int = 200) -> dict[str, floa
     preprocessing, the abundance fit and building the message frames."""
     from rssnet.config.schema import PreprocessConfig
     from rssnet.engine.postprocess import abundances
+    from rssnet.formats.spectra import read_spectrum_file
     from rssnet.model.checkpoint import load_checkpoint
-    from rssnet.preprocess import Preprocessor
-    from rssnet.readers import read_spectrum_file
+    from rssnet.preprocessing.preprocessor import Preprocessor
     from rssnet.types import RawSpectrum
     from rssnet.wire import encode
 

@@ -174,7 +174,7 @@ def save_library(lib: Any, path: Path) -> None:
 def load_library_npz(path: Path) -> Any:
     import numpy as np
 
-    from rssnet.training.library import SpectralLibrary
+    from rssnet.formats.library import SpectralLibrary
 
     with np.load(path) as z:
         return SpectralLibrary(
@@ -276,8 +276,8 @@ def throughput(
 
 
 def train(args: argparse.Namespace, run_dir: Path, minutes: float) -> dict[str, Any]:
+    from rssnet.formats.library import split_library
     from rssnet.training.config import load_train_config
-    from rssnet.training.library import split_library
     from rssnet.training.train import run
 
     cfg = load_train_config(args.config)
@@ -402,7 +402,7 @@ def run_window(args: argparse.Namespace) -> int:
 def prepare(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from rssnet.training.library import load_library
+    from rssnet.formats.library import load_library
 
     axis = np.linspace(200.0, 1200.0, 1024, dtype=np.float32)  # the model axis (config.py)
     lib = load_library(args.library, axis, progress=True)

@@ -25,8 +25,8 @@ from rssnet.analysis.evaluate import (
 )
 from rssnet.analysis.hybrid import separate_hybrid
 from rssnet.analysis.identify import Identifier, orient
+from rssnet.formats.library import load_library, split_library
 from rssnet.model.checkpoint import load_checkpoint
-from rssnet.training.library import load_library, split_library
 
 
 def main() -> None:

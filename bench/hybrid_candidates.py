@@ -26,9 +26,9 @@ from rssnet.analysis import baselines as bl
 from rssnet.analysis.evaluate import load_eval_data, separate_rssnet
 from rssnet.analysis.hybrid import residual_energy, unmixing_library
 from rssnet.analysis.identify import Identifier, orient, refine_hybrid
+from rssnet.formats.library import SpectralLibrary, load_library, split_library
 from rssnet.model.checkpoint import load_checkpoint
 from rssnet.preprocessing.steps import noise_sigma
-from rssnet.training.library import SpectralLibrary, load_library, split_library
 
 
 def library_for(lib: SpectralLibrary, split: str, parts: str) -> SpectralLibrary:

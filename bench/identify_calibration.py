@@ -17,8 +17,8 @@ import argparse
 import numpy as np
 
 from rssnet.analysis.identify import REPRESENTATIONS, represent
+from rssnet.formats.library import load_library, split_library
 from rssnet.model.checkpoint import default_axis
-from rssnet.training.library import load_library, split_library
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 

@@ -28,8 +28,8 @@ from rssnet.analysis.identify import orient
 from rssnet.analysis.metrics import separation_scores
 from rssnet.config.schema import StreamConfig
 from rssnet.engine.stream import StreamRefiner
+from rssnet.formats.library import load_library, split_library
 from rssnet.model.checkpoint import load_checkpoint
-from rssnet.training.library import load_library, split_library
 from rssnet.training.synthesis import synthesize_runs
 
 THRESHOLDS = (10.0, 14.0, 16.0, 17.0, 18.0, 20.0, 22.0, 25.0)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from rssnet.config.schema import BUILTIN_DRIVERS, Config, ReplayOptions
 from rssnet.errors import PluginError
-from rssnet.readers import SPECTRUM_FILE_SUFFIXES, find_spectrum_files
+from rssnet.formats.spectra import SPECTRUM_FILE_SUFFIXES, find_spectrum_files
 
 # Backends that run an ONNX file as given; torch needs the rssnet checkpoint (.pt).
 ONNX_BACKENDS = ("onnxruntime", "tensorrt")

@@ -2,9 +2,9 @@
 
 The TOML layout mirrors these models one to one (CONTRACTS §4): ``[instrument]`` with the
 chosen driver's options in a table named after it (``[instrument.replay]``,
-``[instrument.serial]``), ``[preprocess]`` (owned by :mod:`rssnet.preprocess`), ``[engine]``,
-``[publish]`` and ``[logging]``.  Relative paths are resolved against the config file's
-folder by :func:`rssnet.config.load.load_config`.
+``[instrument.serial]``), ``[preprocess]`` (owned by :mod:`rssnet.preprocessing.preprocessor`),
+``[engine]``, ``[publish]`` and ``[logging]``.  Relative paths are resolved against the
+config file's folder by :func:`rssnet.config.load.load_config`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pydantic import (
 
 from rssnet.config.dark import CHOICES as DARK_CHOICES
 from rssnet.config.dark import DarkPolicy
-from rssnet.preprocess import PreprocessConfig
+from rssnet.preprocessing.preprocessor import PreprocessConfig
 from rssnet.wire import DEFAULT_ENDPOINT
 
 # Backends the engine knows by name; ``rssnet.engine.select`` maps each to its module.

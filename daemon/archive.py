@@ -2,7 +2,7 @@
 processing) and its result (before it is published), appended to crash-safe files in the
 state directory; :mod:`rssnet.daemon.recovery` reads them back after a crash.
 
-Format and reader: :mod:`rssnet.archive` (re-exported here).  Each daemon start opens a
+Format and reader: :mod:`rssnet.formats.archive` (re-exported here).  Each daemon start opens a
 new file, so a file torn by a crash is never appended to again.  A file is closed and the
 next one started past ``max_file_mb`` or ``max_file_s``; then the oldest files beyond
 ``max_files`` are deleted, which caps the disk use.  Names sort in time order:
@@ -26,7 +26,9 @@ from typing import Any
 import numpy.typing as npt
 import structlog
 
-from rssnet.archive import (
+from rssnet.config.schema import ArchiveConfig
+from rssnet.errors import RssnetError
+from rssnet.formats.archive import (
     MAGIC,
     SUFFIX,
     ArchiveRecord,
@@ -35,8 +37,6 @@ from rssnet.archive import (
     read_archive,
     scan_archive,
 )
-from rssnet.config.schema import ArchiveConfig
-from rssnet.errors import RssnetError
 
 __all__ = [
     "ArchiveError",

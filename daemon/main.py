@@ -43,7 +43,7 @@ from rssnet.errors import (
     PluginError,
     PublishError,
 )
-from rssnet.preprocess import Preprocessor
+from rssnet.preprocessing.preprocessor import Preprocessor
 from rssnet.publish import ZmqPublisher
 
 EX_UNAVAILABLE = 69

@@ -34,7 +34,7 @@ from rssnet.engine.batch_size import BatchSizer
 from rssnet.engine.batcher import MicroBatcher
 from rssnet.engine.worker import EngineWorker
 from rssnet.errors import SpectrumRejected
-from rssnet.preprocess import Preprocessor
+from rssnet.preprocessing.preprocessor import Preprocessor
 from rssnet.publish import Publisher
 from rssnet.types import RawSpectrum
 

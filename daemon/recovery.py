@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import structlog
 
-from rssnet.archive import ArchiveRecord, scan_archive
 from rssnet.errors import SpectrumFormatError
+from rssnet.formats.archive import ArchiveRecord, scan_archive
 from rssnet.types import RawSpectrum, SpectrumFlags
 
 log = structlog.get_logger(__name__)

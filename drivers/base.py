@@ -14,11 +14,6 @@ from typing import Any, Protocol, runtime_checkable
 from rssnet.errors import DriverError
 from rssnet.types import DeviceInfo, RawSpectrum
 
-# A 16-bit detector's largest count: a spectrum that reaches it is saturated
-# (SpectrumFlags.SATURATED).  The serial and Wasatch drivers, 16-bit vendor exports and the
-# emulator share it.
-FULL_WELL = 65535
-
 
 @runtime_checkable
 class Driver(Protocol):

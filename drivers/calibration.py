@@ -1,7 +1,6 @@
-"""Pixel → wavelength → Raman shift, and the sanity checks a calibration must pass.
-
-Kept apart from the serial driver so vendor drivers and file readers share one definition:
-Δν̃ (cm⁻¹) = 10⁷/λ_laser − 10⁷/λ  (λ in nm).
+"""The sanity checks a spectrometer's wavelength calibration must pass before its axis is
+trusted, shared by the serial and Wasatch drivers.  The conversion itself (pixel → wavelength
+→ Raman shift) is :mod:`rssnet.preprocessing.axis`, which the file-export readers use too.
 """
 
 from __future__ import annotations
@@ -12,16 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rssnet.drivers.protocol import Calibration
-from rssnet.preprocessing.axis import (
-    DEFAULT_LASER_NM,
-    polynomial_wavelengths,
-    wavelength_to_shift,
-)
-
-__all__ = [
-    "DEFAULT_LASER_NM", "CheckedCalibration", "check_calibration", "polynomial_wavelengths",
-    "wavelength_to_shift",
-]
+from rssnet.preprocessing.axis import DEFAULT_LASER_NM, wavelength_to_shift
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 Reads a directory, a glob pattern or one file (RRUFF .txt, two-column CSV/TSV, CONTRACTS §3
 ``.npz`` sets, where each mixture row is one spectrum), paced at ``rate_hz`` or as fast as
 the consumer takes them, optionally looping.  Real instrument exports (B&W Tek, Wasatch,
-Horiba, Renishaw; ``rssnet.drivers.exports``) are recognised by content and keep their
+Horiba, Renishaw; ``rssnet.formats.exports``) are recognised by content and keep their
 dark spectrum, laser wavelength and integration time.
 
 The file is the unit of failure: a bad file (unreadable, empty, damaged, non-numeric,
@@ -26,12 +26,12 @@ import numpy as np
 import structlog
 
 from rssnet import __version__
-from rssnet.archive import SUFFIX as ARCHIVE_SUFFIX
-from rssnet.archive import archive_spectra
 from rssnet.config.schema import ReplayOptions
-from rssnet.drivers.exports import looks_like_export, read_export
 from rssnet.errors import DriverError, SpectrumFormatError
-from rssnet.readers import (
+from rssnet.formats.archive import SUFFIX as ARCHIVE_SUFFIX
+from rssnet.formats.archive import archive_spectra
+from rssnet.formats.exports import looks_like_export, read_export
+from rssnet.formats.spectra import (
     SPECTRUM_FILE_SUFFIXES,
     SpectrumRecord,
     check_file_size,
@@ -42,8 +42,8 @@ from rssnet.types import DeviceInfo, RawSpectrum
 
 log = structlog.get_logger(__name__)
 
-# .rsa: the daemon's own archive files (rssnet.archive), replayed as acquired.  The file
-# search is in rssnet.readers, where the config checks find it too.
+# .rsa: the daemon's own archive files (rssnet.formats.archive), replayed as acquired.  The file
+# search is in rssnet.formats.spectra, where the config checks find it too.
 SUFFIXES = SPECTRUM_FILE_SUFFIXES
 find_files = find_spectrum_files
 # Any Raman shift axis lies within this band; values outside mean the file holds something

@@ -23,7 +23,7 @@ import structlog
 
 from rssnet.config.dark import dark_every, takes_dark
 from rssnet.config.schema import SerialOptions
-from rssnet.drivers.base import FULL_WELL, await_reconnect
+from rssnet.drivers.base import await_reconnect
 from rssnet.drivers.calibration import CheckedCalibration, check_calibration
 from rssnet.drivers.protocol import (
     FRAME_DARK,
@@ -38,7 +38,7 @@ from rssnet.drivers.protocol import (
 )
 from rssnet.drivers.serial_link import LinkLost, SerialLink
 from rssnet.errors import DriverError, DriverTimeout, ProtocolError
-from rssnet.types import DeviceInfo, RawSpectrum, SpectrumFlags
+from rssnet.types import FULL_WELL, DeviceInfo, RawSpectrum, SpectrumFlags
 
 log = structlog.get_logger(__name__)
 

@@ -19,7 +19,7 @@ import numpy as np
 import structlog
 
 from rssnet.config.dark import takes_dark
-from rssnet.drivers.base import FULL_WELL, await_reconnect  # FULL_WELL: u16 counts
+from rssnet.drivers.base import await_reconnect  # FULL_WELL: u16 counts
 from rssnet.drivers.calibration import CheckedCalibration, check_calibration
 from rssnet.drivers.wasatch_options import WasatchOptions
 from rssnet.drivers.wasatch_sdk import (
@@ -31,7 +31,7 @@ from rssnet.drivers.wasatch_sdk import (
     open_unit,
 )
 from rssnet.errors import DriverError, DriverTimeout
-from rssnet.types import DeviceInfo, RawSpectrum, SpectrumFlags
+from rssnet.types import FULL_WELL, DeviceInfo, RawSpectrum, SpectrumFlags
 
 log = structlog.get_logger(__name__)
 

@@ -11,6 +11,11 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float32]
 
+# A 16-bit detector's largest count: a spectrum that reaches it is saturated
+# (SpectrumFlags.SATURATED).  The serial and Wasatch drivers, 16-bit vendor exports and the
+# emulator share it.
+FULL_WELL = 65535
+
 
 class SpectrumFlags(IntFlag):
     """Per-spectrum quality flags, carried from driver through preprocessing to the result."""

@@ -73,12 +73,8 @@ def encode(
     descriptions: list[dict[str, Any]] = []
     frames: list[Buffer] = []
     for name, value in arrays.items():
-        array = np.asarray(value)
-        if array.dtype.hasobject:
-            raise WireError(f"array {name!r}: object dtype cannot go on the wire")
-        # "=" and ">" byte orders become "<"; C order as the contract says.
-        little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-        descriptions.append({"name": name, "dtype": little.dtype.str, "shape": list(little.shape)})
+        description, little = describe_array(name, value)
+        descriptions.append(description)
         frames.append(little.data.cast("B") if little.size else b"")
     full = dict(header)
     full["arrays"] = descriptions
@@ -87,6 +83,17 @@ def encode(
     except (TypeError, ValueError, OverflowError) as err:
         raise WireError(f"header for {topic!r} is not plain msgpack data: {err}") from err
     return [topic.encode("utf-8"), packed, *frames]
+
+
+def describe_array(name: str, value: npt.ArrayLike) -> tuple[dict[str, Any], npt.NDArray[Any]]:
+    """An array as rssnet stores and sends it (on the wire and in archives): C-contiguous,
+    little-endian, with its description ``{name, dtype, shape}``.  WireError for objects."""
+    array = np.asarray(value)
+    if array.dtype.hasobject:
+        raise WireError(f"array {name!r}: object dtype cannot go on the wire")
+    # "=" and ">" byte orders become "<"; C order as the contract says.
+    little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    return {"name": name, "dtype": little.dtype.str, "shape": list(little.shape)}, little
 
 
 def decode(frames: Sequence[Buffer | Any]) -> Message:
@@ -113,7 +120,7 @@ def decode(frames: Sequence[Buffer | Any]) -> Message:
         )
     arrays: dict[str, npt.NDArray[Any]] = {}
     for index, (desc, buf) in enumerate(zip(descriptions, raw[2:], strict=True)):
-        name, array = _rebuild(desc, buf, f"{topic}: arrays[{index}]")
+        name, array = rebuild_array(desc, buf, f"{topic}: arrays[{index}]")
         if name in arrays:
             raise WireError(f"{topic}: array name {name!r} appears twice")
         arrays[name] = array
@@ -133,13 +140,14 @@ def _buffer(frame: Any) -> memoryview:
         raise WireError(f"frame of type {type(frame).__name__} has no buffer") from err
 
 
-def _reject_ext(code: int, data: bytes) -> Any:
-    raise WireError(f"msgpack ext type {code} is not allowed in a header")
+def reject_ext(code: int, data: bytes) -> Any:
+    """msgpack's ``ext_hook``: rssnet's messages and archives hold plain data only."""
+    raise WireError(f"msgpack ext type {code} is not allowed")
 
 
 def _unpack_header(buf: memoryview, topic: str) -> dict[str, Any]:
     try:
-        header = msgpack.unpackb(buf, raw=False, ext_hook=_reject_ext, strict_map_key=True)
+        header = msgpack.unpackb(buf, raw=False, ext_hook=reject_ext, strict_map_key=True)
     except WireError:
         raise
     except (ValueError, TypeError, msgpack.UnpackException) as err:
@@ -169,7 +177,8 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in kinds)
 
 
-def _rebuild(desc: Any, buf: memoryview, where: str) -> tuple[str, npt.NDArray[Any]]:
+def rebuild_array(desc: Any, buf: memoryview, where: str) -> tuple[str, npt.NDArray[Any]]:
+    """The array a description and its bytes stand for, every field checked (WireError)."""
     if not isinstance(desc, dict) or not {"name", "dtype", "shape"} <= desc.keys():
         raise WireError(f"{where}: description must be a map with name, dtype, shape")
     name, dtype_str, shape = desc["name"], desc["dtype"], desc["shape"]

@@ -27,7 +27,8 @@ import rssnet.config
 from rssnet.analysis.metrics import pit_permutation, si_snri
 from rssnet.client import Result, Status
 from rssnet.errors import SpectrumFormatError
-from rssnet.readers import read_eval_set, resample
+from rssnet.formats.evalset import read_eval_set
+from rssnet.preprocessing.axis import resample
 from rssnet.tools.listen import format_result, format_status, reporting_client
 from rssnet.training.synthetic import pseudo_minerals
 

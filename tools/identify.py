@@ -41,8 +41,8 @@ from rssnet.analysis.identify import (
     abundances,
     orient,
 )
-from rssnet.analysis.library_io import LibraryCache
 from rssnet.errors import LibraryError, PublishError, WireError
+from rssnet.formats.library import LibraryCache
 from rssnet.publish import ZmqPublisher
 from rssnet.wire import DEFAULT_ENDPOINT, Message, decode
 

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from scipy.optimize import nnls
 
 from rssnet.errors import RssnetError, WireError
-from rssnet.training.library import SpectralLibrary, library_report
+from rssnet.formats.library import SpectralLibrary, library_report
 
 F32 = npt.NDArray[np.float32]
 
@@ -60,7 +60,8 @@ def from_npz(path: str | Path, index: int = 0, model: str | None = None) -> Resu
     ckpt = load_checkpoint(model)
     data = load_eval_data(p, ckpt.axis) if "sources" in arrays else None
     if data is None:
-        from rssnet.readers import read_eval_set, resample
+        from rssnet.formats.evalset import read_eval_set
+        from rssnet.preprocessing.axis import resample
 
         ev = read_eval_set(p)
         mixtures = np.stack([resample(ev.axis, r, ckpt.axis) for r in ev.mixtures])
@@ -121,7 +122,7 @@ def render(result: Result, out: str | Path, library: str | SpectralLibrary | Non
     idents = None
     lib_spectra = None
     if library is not None:
-        from rssnet.analysis.library_io import LibraryCache
+        from rssnet.formats.library import LibraryCache
 
         lib = (
             library if isinstance(library, SpectralLibrary) else LibraryCache(library).on_axis(axis)
@@ -196,7 +197,7 @@ def main(argv: list[str]) -> int:
             result = from_stream(args.endpoint, args.timeout)
         library = None
         if args.library:
-            from rssnet.analysis.library_io import LibraryCache
+            from rssnet.formats.library import LibraryCache
 
             cache = LibraryCache(args.library, progress=True)
             library = cache.on_axis(result.axis)

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from rssnet.errors import RssnetError
-from rssnet.readers import EvalSet, write_eval_set
-from rssnet.training.library import SPLITS, library_report, load_library, split_library
+from rssnet.formats.evalset import EvalSet, write_eval_set
+from rssnet.formats.library import SPLITS, library_report, load_library, split_library
 from rssnet.training.synthesis import MOTIONS, synthesize, synthesize_runs
 from rssnet.training.synthetic import pseudo_library
 

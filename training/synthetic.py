@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from rssnet.training.library import SpectralLibrary
+from rssnet.formats.library import SpectralLibrary
 from rssnet.types import FloatArray
 
 

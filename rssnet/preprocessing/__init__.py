@@ -1,5 +1,6 @@
-"""Preprocessing steps, each a pure function on one spectrum (numpy in, numpy out).
+"""Preprocessing: a driver's raw spectrum → the model's input on the model's axis (core layer).
 
-:mod:`rssnet.preprocess` chains them as configured; drivers use :mod:`.axis` for the
-pixel → wavelength → Raman shift conversion.  Core layer: imports nothing above types.
+- :mod:`.preprocessor`: the configured chain (:class:`~.preprocessor.Preprocessor`);
+- :mod:`.steps`: its steps, each a pure function on one spectrum (numpy in, numpy out);
+- :mod:`.axis`: pixel → wavelength → Raman shift, and resampling onto another axis.
 """

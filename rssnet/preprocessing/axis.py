@@ -1,4 +1,5 @@
-"""Pixel → wavelength (calibration polynomial) → Raman shift for a given laser.
+"""Axes: pixel → wavelength (calibration polynomial) → Raman shift for a given laser, and
+resampling a spectrum onto another axis (the model's).
 
 Δν̃ (cm⁻¹) = 10⁷/λ_laser − 10⁷/λ, with λ in nm.  830 nm is the instrument's laser and
 the default everywhere.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+
+from rssnet.types import FloatArray
 
 DEFAULT_LASER_NM = 830.0
 
@@ -35,3 +38,9 @@ def pixel_to_shift(
 ) -> F64:
     """(npix,) Raman shift of each pixel for a wavelength calibration and a laser."""
     return wavelength_to_shift(polynomial_wavelengths(coeffs, npix), laser_nm)
+
+
+def resample(axis: FloatArray, y: FloatArray, target: FloatArray) -> FloatArray:
+    """Linear interpolation onto ``target``; zero outside the data's range (CONTRACTS §3)."""
+    out = np.interp(target, axis, y, left=0.0, right=0.0)
+    return out.astype(np.float32)

@@ -25,7 +25,6 @@ from typing import Literal
 
 import numpy as np
 
-from rssnet.drivers.base import FULL_WELL
 from rssnet.drivers.protocol import (
     FLAG_SATURATED,
     FRAME_DARK,
@@ -36,6 +35,7 @@ from rssnet.drivers.protocol import (
 )
 from rssnet.testing.faults import EmulatorStats, Faults
 from rssnet.testing.scene import DEFAULT_CALIBRATION, Scene
+from rssnet.types import FULL_WELL
 
 # Stop queueing stream frames when the host is not reading: a real device's FIFO overflows.
 _TX_LIMIT = 256 * 1024

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from rssnet.drivers.base import FULL_WELL
 from rssnet.drivers.protocol import Calibration
 from rssnet.training.synthetic import pseudo_minerals
+from rssnet.types import FULL_WELL
 
 F64 = npt.NDArray[np.float64]
 

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rssnet.types import FULL_WELL
+
 log = logging.getLogger(__name__)
 
 MOCK_DIR = "testSpectrometers"
@@ -46,7 +48,7 @@ def write_unit(
     (unit / "eeprom").mkdir(parents=True, exist_ok=True)
     (unit / "readings").mkdir(parents=True, exist_ok=True)
     (unit / "eeprom" / file).write_text(json.dumps(data, indent=1))
-    counts = np.clip(np.rint(np.atleast_2d(np.asarray(readings, np.float64))), 0, 65535)
+    counts = np.clip(np.rint(np.atleast_2d(np.asarray(readings, np.float64))), 0, FULL_WELL)
     for i, row in enumerate(counts):
         lines = ["Pixel,Processed"] + [f"{p},{int(v)}" for p, v in enumerate(row)]
         (unit / "readings" / f"r{i:03d}.csv").write_text("\n".join(lines) + "\n")
@@ -83,7 +85,7 @@ def rruff_readings(
 ) -> tuple[npt.NDArray[np.float64], list[str]]:
     """(n, npix) counts from the first ``n`` RRUFF spectra covering 200–1200 cm⁻¹ (one mineral
     each, peak at 20000 counts over a dark level and fluorescence), and their names."""
-    from rssnet.readers import iter_rruff_zip
+    from rssnet.formats.spectra import iter_rruff_zip
 
     x = np.asarray(shift, np.float64)
     base = 900.0 + 3000.0 * np.exp(-((((x - x[0]) / (x[-1] - x[0]) - 0.3) / 0.6) ** 2))

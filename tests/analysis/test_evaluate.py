@@ -10,10 +10,10 @@ import pytest
 from analysis_helpers import peak_library, two_mixes
 
 from rssnet.analysis.evaluate import main
+from rssnet.formats.evalset import EvalSet, write_eval_set
 from rssnet.model.checkpoint import default_axis, save_checkpoint
 from rssnet.model.config import PRESETS
 from rssnet.model.rssnet import RSSNet
-from rssnet.readers import EvalSet, write_eval_set
 
 KEYS = ("n", "si_snr", "si_snri", "sid", "sad", "rmse")
 

@@ -14,8 +14,8 @@ import zmq
 from analysis_helpers import peak_library, two_mixes
 
 from rssnet.analysis.identify import UNKNOWN, Identifier, abundances, orient, refine_hybrid
-from rssnet.analysis.library_io import LibraryCache
 from rssnet.errors import LibraryError
+from rssnet.formats.library import LibraryCache
 from rssnet.publish import ZmqPublisher
 from rssnet.tools.identify import (
     IdentifyService,

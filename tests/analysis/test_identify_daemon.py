@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rssnet.analysis.library_io import LibraryCache
+from rssnet.formats.library import LibraryCache
 from rssnet.testing.daemon import daemons, make_replay_dir, write_config
 from rssnet.tools.identify import IdentifyService, run
 

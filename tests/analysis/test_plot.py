@@ -11,11 +11,11 @@ from analysis_helpers import two_mixes
 from matplotlib.image import imread
 from test_identify import AXIS, LIB, write_library
 
+from rssnet.formats.evalset import EvalSet, write_eval_set
 from rssnet.model.checkpoint import default_axis, save_checkpoint
 from rssnet.model.config import PRESETS
 from rssnet.model.rssnet import RSSNet
 from rssnet.publish import ZmqPublisher
-from rssnet.readers import EvalSet, write_eval_set
 from rssnet.tools.plot import from_stream, main, render
 
 

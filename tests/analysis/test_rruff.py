@@ -10,7 +10,7 @@ import pytest
 
 from rssnet.analysis import baselines as bl
 from rssnet.analysis.identify import Identifier
-from rssnet.analysis.library_io import LibraryCache
+from rssnet.formats.library import LibraryCache
 from rssnet.model.checkpoint import default_axis
 from rssnet.training.synthesis import add_noise, synthesize
 

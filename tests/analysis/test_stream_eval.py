@@ -14,7 +14,7 @@ from analysis_helpers import SHARED_DATA
 
 from rssnet.analysis import stream_eval
 from rssnet.analysis.evaluate import main
-from rssnet.readers import EvalSet, read_eval_set, write_eval_set
+from rssnet.formats.evalset import EvalSet, read_eval_set, write_eval_set
 from rssnet.training.synth_cli import main as synth
 
 RRUFF_ZIP = SHARED_DATA / "rruff" / "excellent_unoriented.zip"

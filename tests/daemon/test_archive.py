@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rssnet.archive import MAGIC, SYNC, scan_archive
 from rssnet.config.schema import ArchiveConfig
 from rssnet.daemon.archive import ArchiveWriter, archive_files, read_archive
 from rssnet.errors import SpectrumFormatError
+from rssnet.formats.archive import MAGIC, SYNC, scan_archive
 
 
 def _write(folder: Path, n: int, **options: float) -> ArchiveWriter:

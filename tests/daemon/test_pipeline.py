@@ -21,7 +21,7 @@ from rssnet.drivers.replay import ReplayDriver
 from rssnet.engine.base import Backend
 from rssnet.engine.torch_backend import TorchBackend
 from rssnet.errors import EngineError
-from rssnet.preprocess import Preprocessor
+from rssnet.preprocessing.preprocessor import Preprocessor
 from rssnet.publish import ZmqPublisher
 from rssnet.testing.daemon import Subscriber, write_spectrum_csv
 

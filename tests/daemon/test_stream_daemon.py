@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rssnet.readers import EvalSet, write_eval_set
+from rssnet.formats.evalset import EvalSet, write_eval_set
 from rssnet.testing.daemon import Subscriber, write_config
 from rssnet.testing.ops import ControlClient
 from rssnet.training.synthesis import add_noise

@@ -56,7 +56,7 @@ START_MODULES = [
     "rssnet.engine.model_source",
     "rssnet.engine.selftest",
     "rssnet.model.files",
-    "rssnet.preprocess",
+    "rssnet.preprocessing.preprocessor",
 ]
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rssnet.archive import encode_record
 from rssnet.config.schema import ArchiveConfig
 from rssnet.daemon.archive import ArchiveWriter, archive_files, scan_archive
 from rssnet.daemon.recovery import find_unpublished
+from rssnet.formats.archive import encode_record
 from rssnet.testing.daemon import Daemon, Subscriber, daemons, make_replay_dir, write_config
 from rssnet.wire import Message
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rssnet.drivers.exports import detect_format, looks_like_export, read_export
 from rssnet.errors import SpectrumFormatError
+from rssnet.formats.exports import detect_format, looks_like_export, read_export
 from rssnet.types import SpectrumFlags
 
 EXPORTS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "instrument-exports"

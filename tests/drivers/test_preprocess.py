@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 from rssnet.config.schema import SerialOptions
-from rssnet.drivers.exports import read_export
 from rssnet.drivers.serial import SerialDriver
 from rssnet.errors import SpectrumRejected
-from rssnet.preprocess import PreprocessConfig, Preprocessor
-from rssnet.preprocessing.axis import pixel_to_shift
+from rssnet.formats.exports import read_export
+from rssnet.preprocessing.axis import pixel_to_shift, resample
+from rssnet.preprocessing.preprocessor import PreprocessConfig, Preprocessor
 from rssnet.preprocessing.steps import noise_sigma, remove_baseline, remove_spikes, subtract_dark
-from rssnet.readers import resample
 from rssnet.testing.emulator import Emulator
 from rssnet.types import RawSpectrum, SpectrumFlags
 

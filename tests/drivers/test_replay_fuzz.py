@@ -14,11 +14,12 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rssnet.archive import MAGIC, encode_record
 from rssnet.config.schema import ReplayOptions
 from rssnet.drivers.replay import ReplayDriver
 from rssnet.errors import SpectrumFormatError
-from rssnet.readers import load_npz, read_spectrum_file
+from rssnet.formats.archive import MAGIC, encode_record
+from rssnet.formats.evalset import load_npz
+from rssnet.formats.spectra import read_spectrum_file
 
 LIMIT_MB = 1.0  # small, so a declared size just above it is cheap to build and must be refused
 AXIS = np.linspace(200.0, 1200.0, 64).astype(np.float32)

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from rssnet.config.schema import SerialOptions
-from rssnet.drivers.calibration import wavelength_to_shift
 from rssnet.drivers.protocol import Calibration, DeviceErrorReply
 from rssnet.drivers.serial import SerialDriver
 from rssnet.errors import DriverError, DriverTimeout
-from rssnet.preprocess import PreprocessConfig, Preprocessor
+from rssnet.preprocessing.axis import wavelength_to_shift
+from rssnet.preprocessing.preprocessor import PreprocessConfig, Preprocessor
 from rssnet.testing.emulator import Emulator
 from rssnet.testing.scene import DEFAULT_CALIBRATION, Scene
 from rssnet.types import RawSpectrum, SpectrumFlags

@@ -25,7 +25,7 @@ pytest.importorskip("wasatch.WasatchDevice", reason="needs the wasatch extra")
 from rssnet.drivers import registry
 from rssnet.drivers.wasatch import WasatchDriver
 from rssnet.errors import ConfigError, DriverError, SpectrumRejected
-from rssnet.preprocess import PreprocessConfig, Preprocessor
+from rssnet.preprocessing.preprocessor import PreprocessConfig, Preprocessor
 from rssnet.testing.wasatch_mock import (
     fix_mock_wavecal,
     set_eeprom_field,

@@ -14,7 +14,8 @@ from rssnet.engine.select import open_backend
 from rssnet.engine.selftest import si_snr_db
 from rssnet.engine.torch_backend import TorchBackend
 from rssnet.errors import BackendUnavailable, EngineError, ModelFileError, SpectrumRejected
-from rssnet.readers import iter_rruff_zip, resample
+from rssnet.formats.spectra import iter_rruff_zip
+from rssnet.preprocessing.axis import resample
 
 
 def _synthetic(n: int, axis: np.ndarray, seed: int = 0) -> np.ndarray:

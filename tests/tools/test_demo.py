@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rssnet.client import Result
-from rssnet.readers import EvalSet, read_eval_set, write_eval_set
+from rssnet.formats.evalset import EvalSet, read_eval_set, write_eval_set
 from rssnet.tools.demo import Truth, make_demo_set
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from rssnet.errors import LibraryError, SpectrumFormatError
-from rssnet.readers import iter_rruff_zip, read_text_spectrum
-from rssnet.training.library import SpectralLibrary, load_library, split_library
+from rssnet.formats.library import SpectralLibrary, load_library, split_library
+from rssnet.formats.spectra import iter_rruff_zip, read_text_spectrum
 
 RRUFF_ZIP = Path(__file__).resolve().parents[3] / "shared/data/rruff/excellent_unoriented.zip"
 AXIS = np.linspace(200, 1200, 1024, dtype=np.float32)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rssnet.errors import SpectrumFormatError
-from rssnet.readers import EvalSet, read_eval_set, write_eval_set
+from rssnet.formats.evalset import EvalSet, read_eval_set, write_eval_set
 from rssnet.training.synth_cli import main
 from rssnet.training.synthesis import SLIGHT, Mixtures, synthesize_runs
 from rssnet.training.synthetic import pseudo_library

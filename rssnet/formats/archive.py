@@ -32,7 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from rssnet.errors import SpectrumFormatError
-from rssnet.readers import SpectrumRecord
+from rssnet.formats.spectra import SpectrumRecord
+from rssnet.wire import describe_array, rebuild_array, reject_ext
 
 MAGIC = b"RSSNARC\x01"
 SYNC = b"\xa5RSZ"
@@ -90,13 +91,9 @@ def encode_record(
 def _pack(arrays: Mapping[str, npt.ArrayLike]) -> dict[str, Any]:
     packed = {}
     for name, value in arrays.items():
-        array = np.asarray(value)
-        little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-        packed[name] = {
-            "dtype": little.dtype.str,
-            "shape": list(little.shape),
-            "data": little.tobytes(),
-        }
+        description, little = describe_array(name, value)
+        packed[name] = {**description, "data": little.tobytes()}
+        del packed[name]["name"]
     return packed
 
 
@@ -105,19 +102,15 @@ def _unpack(packed: Any, where: str) -> dict[str, npt.NDArray[Any]]:
         raise ValueError(f"{where}: not a map")
     arrays = {}
     for name, item in packed.items():
-        dtype = np.dtype(item["dtype"])
-        if dtype.hasobject:
-            raise ValueError(f"{where}.{name}: object dtype")
-        arrays[str(name)] = np.frombuffer(item["data"], dtype=dtype).reshape(item["shape"])
+        if not isinstance(item, dict) or not isinstance(item.get("data"), bytes):
+            raise ValueError(f"{where}.{name}: not an array")
+        description = {"name": name, "dtype": item.get("dtype"), "shape": item.get("shape")}
+        arrays[str(name)] = rebuild_array(description, memoryview(item["data"]), where)[1]
     return arrays
 
 
-def _reject_ext(code: int, data: bytes) -> Any:
-    raise ValueError(f"msgpack ext type {code} not allowed")
-
-
 def _decode_payload(payload: bytes, offset: int) -> ArchiveRecord:
-    body = msgpack.unpackb(payload, raw=False, ext_hook=_reject_ext, strict_map_key=True)
+    body = msgpack.unpackb(payload, raw=False, ext_hook=reject_ext, strict_map_key=True)
     if not isinstance(body, dict) or not isinstance(body.get("header"), dict):
         raise ValueError("payload is not a record map")
     return ArchiveRecord(

@@ -1,4 +1,5 @@
-"""A spectral library on a model axis, and reproducible train/val/test splits.
+"""A spectral library: read once from a RRUFF .zip or a folder of spectra, put on a model's
+axis, split reproducibly into train/val/test.
 
 Loading reports nothing by itself: what was skipped, and why, is kept on the library
 (``skipped``, ``skip_reasons``) for the command to summarize in one line
@@ -7,6 +8,7 @@ Loading reports nothing by itself: what was skipped, and why, is kept on the lib
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,8 +19,12 @@ from typing import TypeVar
 import numpy as np
 
 from rssnet.errors import LibraryError, SpectrumFormatError
-from rssnet.model.files import sha256_file
-from rssnet.readers import SpectrumRecord, iter_rruff_zip, read_text_spectrum, rruff_zip_size
+from rssnet.formats.spectra import (
+    SpectrumRecord,
+    iter_rruff_zip,
+    read_text_spectrum,
+    rruff_zip_size,
+)
 from rssnet.types import FloatArray
 
 T = TypeVar("T")
@@ -27,6 +33,7 @@ T = TypeVar("T")
 UNREADABLE = "unreadable"
 
 SPLITS = ("mineral", "rruff_id")
+LIBRARY_SUFFIXES = frozenset({".txt", ".csv", ".tsv"})
 
 
 @dataclass(frozen=True)
@@ -121,24 +128,46 @@ class SpectralLibrary:
         )
 
 
-def load_library(path: str | Path, axis: FloatArray, *, progress: bool = False) -> SpectralLibrary:
-    """A RRUFF .zip, a directory of spectrum files, or a single file list, on ``axis``;
-    with ``progress``, a progress bar on stderr while the files are read."""
+def iter_library(
+    path: str | Path, *, progress: bool = False
+) -> tuple[Iterator[SpectrumRecord | SpectrumFormatError], str]:
+    """A library's spectra one at a time (an unreadable file as its error, so the caller can
+    count it) and the library's id; the one reader of a library for every command.
+
+    ``path``: a RRUFF .zip, a folder of .txt/.csv/.tsv spectra (searched recursively) or one
+    such file.  The id names the zip with the start of its sha256, or the folder with its
+    number of files.  With ``progress``, a bar on stderr while the files are read.  Raises
+    LibraryError when the path is missing, and while iterating when the zip is damaged.
+    """
     p = Path(path)
     if not p.exists():
         raise LibraryError(f"{p}: library not found")
+    items: Iterator[SpectrumRecord | SpectrumFormatError]
     if p.is_file() and p.suffix.lower() == ".zip":
-        records: Iterable[SpectrumRecord | SpectrumFormatError] = iter_rruff_zip(p)
-        lib_id = f"{p.name}:{sha256_file(p)[:12]}"
-        total = rruff_zip_size(p)
+        with p.open("rb") as f:
+            lib_id = f"{p.name}:{hashlib.file_digest(f, 'sha256').hexdigest()[:12]}"
+        items, total = _zip_items(p), rruff_zip_size(p)
     else:
-        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in {".txt", ".csv", ".tsv"})
-        records = _read_all(files)
+        files = [p] if p.is_file() else sorted(p.rglob("*"))
+        files = [f for f in files if f.suffix.lower() in LIBRARY_SUFFIXES]
+        items, total = _read_all(files), len(files)
         lib_id = f"{p.name}:{len(files)}"
-        total = len(files)
     if progress:
-        records = with_progress(records, total, f"reading {p.name}")
-    return SpectralLibrary.from_records(records, axis, library_id=lib_id)
+        items = with_progress(items, total, f"reading {p.name}")
+    return items, lib_id
+
+
+def _zip_items(p: Path) -> Iterator[SpectrumRecord | SpectrumFormatError]:
+    try:
+        yield from iter_rruff_zip(p)
+    except SpectrumFormatError as err:  # the archive itself, not one member
+        raise LibraryError(str(err)) from err
+
+
+def load_library(path: str | Path, axis: FloatArray, *, progress: bool = False) -> SpectralLibrary:
+    """A library (see :func:`iter_library`) resampled onto ``axis``."""
+    items, lib_id = iter_library(path, progress=progress)
+    return SpectralLibrary.from_records(items, axis, library_id=lib_id)
 
 
 def with_progress(items: Iterable[T], total: int, what: str) -> Iterator[T]:
@@ -153,7 +182,7 @@ def library_report(
 ) -> list[str]:
     """One line saying how many spectra were used and why the others were skipped; with
     ``verbose``, one more line per skipped spectrum.  ``unreadable``: files a reader
-    already dropped (:class:`rssnet.analysis.library_io.LibraryCache`)."""
+    already dropped (:class:`LibraryCache`)."""
     why = Counter(lib.skip_reasons)
     if unreadable:
         why[UNREADABLE] += len(unreadable)
@@ -167,7 +196,7 @@ def library_report(
     return [line] + ([f"  skipped {item}" for item in skipped] if verbose else [])
 
 
-def _read_all(files: list[Path]) -> Iterable[SpectrumRecord | SpectrumFormatError]:
+def _read_all(files: list[Path]) -> Iterator[SpectrumRecord | SpectrumFormatError]:
     for f in files:
         try:
             yield read_text_spectrum(f)
@@ -199,3 +228,52 @@ def split_library(
     for i, k in enumerate(keys):
         out[assign[k]].append(i)
     return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
+
+
+def read_records(
+    path: str | Path, *, progress: bool = False
+) -> tuple[list[SpectrumRecord], list[str]]:
+    """Every readable spectrum of a library, and one message per unreadable file; with
+    ``progress``, a progress bar on stderr while they are read.
+
+    Raises LibraryError when the path is missing or holds no readable spectrum.
+    """
+    items, _ = iter_library(path, progress=progress)
+    records: list[SpectrumRecord] = []
+    errors: list[str] = []
+    for item in items:
+        if isinstance(item, SpectrumFormatError):
+            errors.append(str(item))
+        else:
+            records.append(item)
+    if not records:
+        detail = f"; first error: {errors[0]}" if errors else ""
+        raise LibraryError(f"{path}: no readable spectra in the library{detail}")
+    return records, errors
+
+
+class LibraryCache:
+    """The library's records, resampled onto each axis asked for (cached by axis): a live
+    client learns the model's axis from the first message, so the files are read once."""
+
+    def __init__(self, path: str | Path, *, progress: bool = False) -> None:
+        self.path = str(path)
+        self.records, self.errors = read_records(path, progress=progress)
+        self._by_axis: dict[bytes, SpectralLibrary] = {}
+
+    def on_axis(self, axis: FloatArray) -> SpectralLibrary:
+        """The library on ``axis``; LibraryError when fewer than 2 spectra cover it."""
+        a = np.ascontiguousarray(axis, dtype=np.float32)
+        key = a.tobytes()
+        if key not in self._by_axis:
+            lo = min(float(r.axis[0]) for r in self.records)
+            hi = max(float(r.axis[-1]) for r in self.records)
+            if hi <= float(a[0]) or lo >= float(a[-1]):
+                raise LibraryError(
+                    f"{self.path}: library covers {lo:.0f}–{hi:.0f} cm⁻¹, which does not "
+                    f"overlap the model axis {a[0]:.0f}–{a[-1]:.0f} cm⁻¹"
+                )
+            self._by_axis[key] = SpectralLibrary.from_records(
+                self.records, a, library_id=Path(self.path).name
+            )
+        return self._by_axis[key]

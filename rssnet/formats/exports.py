@@ -27,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rssnet.drivers.base import FULL_WELL
-from rssnet.drivers.calibration import polynomial_wavelengths, wavelength_to_shift
 from rssnet.errors import SpectrumFormatError
-from rssnet.types import FloatArray, RawSpectrum, SpectrumFlags
+from rssnet.preprocessing.axis import polynomial_wavelengths, wavelength_to_shift
+from rssnet.types import FULL_WELL, FloatArray, RawSpectrum, SpectrumFlags
 
 _HEAD_BYTES = 4096
 

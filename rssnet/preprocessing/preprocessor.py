@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from rssnet.errors import SpectrumRejected
+from rssnet.preprocessing.axis import resample
 from rssnet.preprocessing.steps import (
     noise_sigma,
     normalize,
@@ -36,7 +37,6 @@ from rssnet.preprocessing.steps import (
     remove_spikes,
     subtract_dark,
 )
-from rssnet.readers import resample
 from rssnet.types import FloatArray, RawSpectrum, SpectrumFlags
 
 
