@@ -1,12 +1,12 @@
 """What a config needs from the machine: files, folders, plugins; checked before anything
 runs.
 
-The schema (:mod:`rssnet.config.schema`) checks what the text alone can tell: types,
-ranges, endpoint syntax, one field against another.  :func:`environment_problems` checks
-what needs the file system or the installed plugins: the driver can be loaded and its
-options fit it, the replay path finds spectrum files, the model file exists and is a model
+The schema (:mod:`rssnet.config.schema`) checks what the text alone can tell: types, ranges,
+endpoint syntax, one field against another. :func:`environment_problems` checks what needs
+the file system or the installed plugins: the driver can be loaded, what its options check
+on this machine (the replay path finds spectrum files), the model file exists and is a model
 the configured backends can run, the archive folder can be a folder, the CURVE key files
-exist and hold keys.  ``rssnet check-config`` and ``rssnetd`` both run it (through
+exist and hold keys. ``rssnet check-config`` and ``rssnetd`` both run it (through
 :func:`rssnet.config.load.load_config` with ``check_environment=True``), rssnetd before it
 binds a socket or loads the model, so the two never disagree and both exit 78.
 
@@ -15,18 +15,16 @@ Each problem is one line naming the field and the file: ``engine.model: '/m.pt' 
 
 from __future__ import annotations
 
-import glob
 import importlib
 import os
 from pathlib import Path
 from typing import Any
 
 import zmq.auth
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from rssnet.config.schema import BUILTIN_DRIVERS, Config, ReplayOptions
+from rssnet.config.schema import Config, format_validation_error
 from rssnet.errors import PluginError
-from rssnet.formats.spectra import SPECTRUM_FILE_SUFFIXES, find_spectrum_files
 
 # Backends that run an ONNX file as given; torch needs the rssnet checkpoint (.pt).
 ONNX_BACKENDS = ("onnxruntime", "tensorrt")
@@ -41,9 +39,11 @@ def environment_problems(config: Config) -> list[str]:
 
     Paths must already be absolute (:func:`rssnet.config.load.load_config` makes them so).
     """
-    problems = driver_problems(config.instrument.driver, config.instrument.plugin_options)
-    if config.instrument.driver == "replay" and config.instrument.replay is not None:
-        problems += replay_problems(config.instrument.replay)
+    problems = driver_problems(config.instrument.driver)
+    # A driver's options may know what to check on this machine (replay: its files).
+    check = getattr(config.instrument.driver_options, "environment_problems", None)
+    if callable(check):
+        problems += check()
     if config.engine.model is not None:
         problems += model_problems(config.engine.model, config.engine.backend)
     if config.archive.dir is not None:
@@ -57,43 +57,44 @@ def environment_problems(config: Config) -> list[str]:
     return problems
 
 
-def driver_problems(name: str, plugin_options: dict[str, Any]) -> list[str]:
-    """The driver loads (built-in, or a plugin of the ``rssnet.drivers`` entry-point group)
-    and a plugin's options table validates against its ``options_model``."""
+def _registry() -> Any:
     # The registry sits above config (it imports the drivers and their hardware libraries),
     # so it is looked up at call time, by name, as it looks up drivers itself; importing
     # rssnet.config stays free of every driver.
-    registry: Any = importlib.import_module("rssnet.drivers.registry")
+    return importlib.import_module("rssnet.drivers.registry")
+
+
+def driver_problems(name: str) -> list[str]:
+    """The driver loads: built-in, or a plugin of the ``rssnet.drivers`` entry-point group."""
     try:
-        _, options_model = registry.load_factory(name)
+        _registry().load_factory(name)
     except PluginError as err:
         return [f"instrument.driver: {err}"]
-    if name in BUILTIN_DRIVERS or options_model is None:
-        return []  # built-in tables are part of the schema, already validated
-    model: type[BaseModel] = options_model
-    try:
-        model.model_validate(plugin_options)
-    except ValidationError as err:
-        return [
-            f"instrument.{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in err.errors(include_url=False)
-        ]
     return []
 
 
-def replay_problems(options: ReplayOptions) -> list[str]:
-    """The replay path finds at least one spectrum file (the driver refuses to start
-    without one)."""
-    path = options.path
-    if find_spectrum_files(path):
-        return []
-    where = f"instrument.replay.path: {path!r}"
-    if glob.has_magic(path):
-        return [f"{where}: no file matches this pattern"]
-    if not Path(path).exists():
-        return [f"{where}: no such file or folder"]
-    kinds = ", ".join(SPECTRUM_FILE_SUFFIXES)
-    return [f"{where}: the folder holds no spectrum files ({kinds})"]
+def driver_options(name: str, table: dict[str, Any]) -> tuple[Any, list[str]]:
+    """``[instrument.<name>]`` validated against the options model the driver declares
+    (built-in or plugin alike), and one ``instrument.<name>.<key>: ...`` line per problem.
+    The table comes back as given when the driver declares no model or cannot be loaded
+    (:func:`driver_problems` reports that)."""
+    try:
+        _, model = _registry().load_factory(name)
+    except PluginError:
+        return table, []
+    if model is None:
+        return table, []
+    try:
+        return model.model_validate(table), []
+    except ValidationError as err:
+        problems = format_validation_error(err, prefix=f"instrument.{name}")
+        # The keys at fault dropped (their defaults in their place), so the environment
+        # checks still run on the rest and one run lists every problem.
+        bad = {item["loc"][0] for item in err.errors() if item["loc"]}
+        try:
+            return model.model_validate({k: v for k, v in table.items() if k not in bad}), problems
+        except ValidationError:
+            return table, problems
 
 
 def model_file_kind(path: Path) -> str | None:

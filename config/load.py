@@ -1,6 +1,7 @@
 """TOML file -> :class:`~rssnet.config.schema.Config`, collecting every error at once.
 
 Each error names its dotted location (``instrument.replay.rate_hz``) and the offending value;
+the chosen driver's table is validated against the options model that driver declares.
 :class:`~rssnet.errors.ConfigError` carries the file name, so a message reads
 ``daemon.toml: instrument.replay.rate_hz: ...``.
 """
@@ -15,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rssnet.config.checks import environment_problems
-from rssnet.config.schema import Config
+from rssnet.config.checks import driver_options, driver_problems, environment_problems
+from rssnet.config.schema import Config, InstrumentConfig, format_validation_error
 from rssnet.errors import ConfigError
 
 
@@ -70,23 +71,66 @@ def parse_config(
         except ValueError as err:
             errors.append(str(err))
     base = base_dir or Path.cwd()
+    options, option_errors = _driver_options(data, base, typed)
     try:
         config = Config.model_validate(data)
     except ValidationError as err:
         errors.extend(format_validation_error(err))
+        errors.extend(option_errors)
         if check_environment:
             # The rest is still checked, so one run lists every problem: the config without
             # the keys already reported (their defaults take their place), when that validates.
             partial = _without(data, [item["loc"] for item in err.errors()])
             if partial is not None:
-                errors.extend(environment_problems(_resolve_paths(partial, base, typed)))
+                partial = _resolve_paths(partial, base, typed, options)
+                errors.extend(environment_problems(partial))
         raise ConfigError(source, errors) from err
-    config = _resolve_paths(config, base, typed)
+    config = _resolve_paths(config, base, typed, options)
+    errors.extend(option_errors)
     if check_environment:
         errors.extend(environment_problems(config))
     if errors:
         raise ConfigError(source, errors)
     return config
+
+
+# Keys of a driver's table that name files or folders, made absolute like engine.model: a
+# convention every driver's options follow (replay's `path`), plugins included.
+_PATH_KEYS = ("path", "_path", "_file", "_dir")
+
+
+def _driver_options(
+    data: dict[str, Any], base: Path, typed: list[str]
+) -> tuple[Any, list[str]]:
+    """The chosen driver's table, its paths made absolute, validated against the model the
+    driver declares (:func:`rssnet.config.checks.driver_options`); None without a driver."""
+    instrument = data.get("instrument")
+    driver = instrument.get("driver") if isinstance(instrument, dict) else None
+    if not isinstance(driver, str):
+        return None, []
+    assert isinstance(instrument, dict)
+    table = instrument.get(driver, {})
+    if not isinstance(table, dict):
+        return None, []  # the schema reports it
+    # Other drivers' tables are kept for switching back, but one named after no installed
+    # driver is a typo ([instrument.seriall]) and said so.
+    others = [
+        f"instrument.{key}: unknown key (no installed driver is named {key!r})"
+        for key, value in instrument.items()
+        if key != driver and isinstance(value, dict) and key not in InstrumentConfig.model_fields
+        and driver_problems(key)
+    ]
+    table = dict(table)
+    for key, value in table.items():
+        if isinstance(value, str) and (key == "path" or key.endswith(_PATH_KEYS[1:])):
+            field = f"instrument.{driver}.{key}"
+            table[key] = _absolute(value, Path.cwd() if _typed(field, typed) else base)
+    options, problems = driver_options(driver, table)
+    return options, problems + others
+
+
+def _typed(field: str, typed: list[str]) -> bool:
+    return any(field == k or field.startswith(k + ".") for k in typed)
 
 
 def _without(data: dict[str, Any], locations: list[tuple[int | str, ...]]) -> Config | None:
@@ -112,29 +156,6 @@ def _without(data: dict[str, Any], locations: list[tuple[int | str, ...]]) -> Co
     return None
 
 
-def format_validation_error(err: ValidationError) -> list[str]:
-    """One ``dotted.location: message (got value)`` line per pydantic error."""
-    lines = []
-    for item in err.errors(include_url=False):
-        loc = ".".join(str(part) for part in item["loc"])
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif item["type"] == "missing":
-            message = "required key missing"
-        elif item["type"] == "value_error":
-            # Our own validators' messages: pydantic prefixes them with "Value error, ".
-            message = str(item.get("ctx", {}).get("error", message))
-        if not loc:
-            # A check across sections (schema.Config): its message names its own field.
-            lines.append(message)
-            continue
-        got = item.get("input")
-        shown = "" if item["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"{loc}: {message}{shown}")
-    return lines
-
-
 def _apply_override(data: dict[str, Any], item: str) -> str:
     """Set ``dotted.key=value`` in ``data``; returns the dotted key."""
     key, sep, raw = item.partition("=")
@@ -155,22 +176,22 @@ def _apply_override(data: dict[str, Any], item: str) -> str:
     return ".".join(parts)
 
 
-def _resolve_paths(config: Config, base_dir: Path, typed: Iterable[str] = ()) -> Config:
+def _resolve_paths(
+    config: Config, base_dir: Path, typed: Iterable[str] = (), driver_options: Any = None
+) -> Config:
     """Relative paths made absolute: against ``base_dir`` (the config file's folder), or the
     current directory for those set by an override (``typed``, dotted keys): a path typed
-    on the command line means what it means in the shell it was typed in."""
+    on the command line means what it means in the shell it was typed in.  The driver's
+    options (already resolved by :func:`_driver_options`) take their place."""
     typed = list(typed)
     cwd = Path.cwd()
 
     def base(field: str) -> Path:
-        return cwd if any(field == k or field.startswith(k + ".") for k in typed) else base_dir
+        return cwd if _typed(field, typed) else base_dir
 
     instrument = config.instrument
-    if instrument.replay is not None:
-        replay_path = _absolute(instrument.replay.path, base("instrument.replay.path"))
-        instrument = instrument.model_copy(
-            update={"replay": instrument.replay.model_copy(update={"path": replay_path})}
-        )
+    if driver_options is not None:
+        instrument = instrument.model_copy(update={"driver_options": driver_options})
     engine = config.engine
     if engine.model is not None and not engine.model.is_absolute():
         engine = engine.model_copy(update={"model": base("engine.model") / engine.model})

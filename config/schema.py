@@ -1,11 +1,11 @@
 """The typed configuration of ``rssnetd``: frozen pydantic models, unknown keys rejected.
 
-The TOML layout mirrors these models one to one (CONTRACTS §4): ``[instrument]`` with the
-chosen driver's options in a table named after it (``[instrument.replay]``,
-``[instrument.serial]``), ``[preprocess]`` (owned by :mod:`rssnet.preprocessing.preprocessor`),
-``[engine]``, ``[publish]`` and ``[logging]``.  Relative paths are resolved against the
-config file's folder by :func:`rssnet.config.load.load_config`.
-"""
+The TOML layout mirrors these models (CONTRACTS §4): ``[instrument]`` with the chosen
+driver's options in a table named after it (``[instrument.replay]``,
+``[instrument.serial]``; each driver declares their model beside its code), ``[preprocess]``
+(owned by :mod:`rssnet.preprocessing.preprocessor`), ``[engine]``, ``[publish]`` and
+``[logging]``. Relative paths are resolved against the config file's folder by
+:func:`rssnet.config.load.load_config`."""
 
 from __future__ import annotations
 
@@ -17,27 +17,33 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from rssnet.config.dark import CHOICES as DARK_CHOICES
-from rssnet.config.dark import DarkPolicy
 from rssnet.preprocessing.preprocessor import PreprocessConfig
 from rssnet.wire import DEFAULT_ENDPOINT
 
-# Backends the engine knows by name; ``rssnet.engine.select`` maps each to its module.
-# Listed here (the bottom layer) so a typo is a config error before anything is loaded.
-BACKEND_NAMES: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
+# The engine's backends by name: the class (``module:Class``, imported only when chosen) and
+# its runtime (the top-level module, how to install it).  The one list of backend names:
+# here, in the bottom layer, so a typo is a config error before anything is loaded;
+# rssnet.engine.select builds from it.
+BACKENDS: dict[str, tuple[str, str, str]] = {
+    "torch": ("rssnet.engine.torch_backend:TorchBackend", "torch", "pip install 'rssnet[torch]'"),
+    "onnxruntime": (
+        "rssnet.engine.onnx_backend:OnnxBackend",
+        "onnxruntime",
+        "pip install onnxruntime (a core dependency of rssnet)",
+    ),
+    "tensorrt": (
+        "rssnet.engine.tensorrt_backend:TensorRTBackend",
+        "tensorrt",
+        "pip install 'rssnet[tensorrt]' (on Jetson: JetPack)",
+    ),
+}
 
-# Drivers whose option table this schema knows.  Other names (plugins) are accepted and
-# resolved by the daemon; their options cannot be validated here.
-BUILTIN_DRIVERS: tuple[str, ...] = ("replay", "serial")
-
-# Slowest replay pace that is not a typo: one spectrum every 10,000 s (2.8 h).  Far smaller
-# rates (1e-300) made the pause overflow and crashed the driver thread.
-MIN_RATE_HZ = 1e-4
 # Longest wait, timeout or period a config may set (1 day): ZeroMQ and threading take
 # these as C integers of milliseconds or as bounded floats, and larger values are typos.
 MAX_SECONDS = 86_400.0
@@ -81,70 +87,37 @@ def endpoints_clash(a: str, b: str) -> bool:
     return host_a == host_b or bool({host_a, host_b} & anywhere) or {host_a, host_b} <= loopback
 
 
-class _Section(BaseModel):
+def format_validation_error(err: ValidationError, prefix: str = "") -> list[str]:
+    """One ``dotted.location: message (got value)`` line per pydantic error; ``prefix``
+    (``instrument.replay``) comes before each location."""
+    lines = []
+    for item in err.errors(include_url=False):
+        loc = ".".join([*([prefix] if prefix else []), *(str(part) for part in item["loc"])])
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "required key missing"
+        elif item["type"] == "value_error":
+            # Our own validators' messages: pydantic prefixes them with "Value error, ".
+            message = str(item.get("ctx", {}).get("error", message))
+        if not loc:
+            # A check across sections (schema.Config): its message names its own field.
+            lines.append(message)
+            continue
+        got = item.get("input")
+        shown = "" if item["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{loc}: {message}{shown}")
+    return lines
+
+
+class Section(BaseModel):
     # No inf or nan anywhere (TOML allows both): every number here sizes a wait, a rate or
     # a buffer, and a non-finite one passes "> 0" yet breaks the daemon once it runs.
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
-class ReplayOptions(_Section):
-    """``[instrument.replay]``: play spectrum files back as if an instrument sent them."""
-
-    path: str = Field(description="directory, glob pattern or single spectrum file")
-    rate_hz: float = Field(
-        default=0.0, ge=0.0, le=1e6, description="spectra per second; 0 = unpaced"
-    )
-    loop: bool = False
-    # Largest file (text, archive) or decoded array data (.npz) one file may bring into
-    # memory, in MB (10⁶ bytes); larger files are refused by their headers, before loading.
-    max_file_mb: float = Field(default=256.0, gt=0.0)
-
-    @field_validator("path")
-    @classmethod
-    def _non_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
-
-    @field_validator("rate_hz")
-    @classmethod
-    def _sane_rate(cls, value: float) -> float:
-        if 0.0 < value < MIN_RATE_HZ:
-            raise ValueError(
-                f"below {MIN_RATE_HZ:g} Hz (one spectrum every {1 / MIN_RATE_HZ:,.0f} s); "
-                "0 plays unpaced"
-            )
-        return value
-
-
-class SerialOptions(_Section):
-    """``[instrument.serial]``: a spectrometer speaking the reference protocol (CONTRACTS §2)."""
-
-    port: str
-    baudrate: int = Field(default=115200, gt=0)
-    timeout_s: float = Field(default=2.0, gt=0.0, le=MAX_SECONDS)
-    integration_ms: float | None = Field(default=None, gt=0.0, le=1000 * MAX_SECONDS)
-    period_ms: float | None = Field(default=None, gt=0.0, le=1000 * MAX_SECONDS)
-    # Added by the drivers helper (rssnet.drivers.serial): calibration checks and reconnects.
-    laser_nm: float = Field(default=830.0, gt=0.0, description="expected laser; CAL? must agree")
-    laser_tolerance_nm: float = Field(default=1.0, ge=0.0)
-    averages: int = Field(default=1, ge=1, description="frames averaged per spectrum (host side)")
-    # Dark frames (DARK: shutter closed) subtracted from the spectra by preprocessing
-    # (rssnet.config.dark).  "startup" by default: every unit speaking the reference
-    # protocol has DARK, and its fixed-pattern dark current would otherwise stay in.
-    dark: DarkPolicy = Field(default="startup", description=DARK_CHOICES)
-    stall_timeout_s: float | None = Field(
-        default=None,
-        gt=0.0,
-        le=MAX_SECONDS,
-        description="silence while streaming before a reconnect",
-    )
-    backoff_initial_s: float = Field(default=0.5, gt=0.0, le=MAX_SECONDS)
-    backoff_max_s: float = Field(default=30.0, gt=0.0, le=MAX_SECONDS)
-    max_reconnects: int = Field(default=0, ge=0, description="0 = retry for ever")
-
-
-class InstrumentConfig(_Section):
+class InstrumentConfig(Section):
     """``[instrument]``: which spectrometer, under which name it appears on the wire."""
 
     # The name becomes the middle of the topic ``rssnet.<name>.<stream>``: no dots or spaces,
@@ -154,29 +127,33 @@ class InstrumentConfig(_Section):
     # How long rssnetd lets the driver connect and identify the instrument (driver.open)
     # before it gives up (exit 69): a slow link or a slow-to-answer device needs more.
     open_timeout_s: float = Field(default=10.0, gt=0.0, le=MAX_SECONDS)
-    replay: ReplayOptions | None = None
-    serial: SerialOptions | None = None
-    # A plugin driver's table [instrument.<driver>], validated by the plugin when it loads
-    # (rssnet.drivers.registry.create_driver).  Filled from that table, not set directly.
-    plugin_options: dict[str, Any] = Field(default_factory=dict)
+    # The chosen driver's table [instrument.<driver>]: validated against the options model
+    # the driver declares (its `options_model`, found through rssnet.drivers.registry) by
+    # rssnet.config.load, which then holds that model here; a table as given when the driver
+    # has no model or cannot be loaded (an environment problem, reported by the checks).
+    driver_options: Any = None
+    # Tables of other drivers, kept so a config can switch drivers back; not validated.
+    other_tables: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
-    def _driver_table_present(cls, data: Any) -> Any:
+    def _driver_tables(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        tables = {
+            key: data.pop(key)
+            for key in list(data)
+            if key not in cls.model_fields and isinstance(data[key], dict)
+        }
         driver = data.get("driver")
-        if driver in BUILTIN_DRIVERS:
-            # An absent table becomes an empty one, so its required keys are reported
-            # (instrument.replay.path: required key missing) together with every other error.
-            data.setdefault(driver, {})
-        elif isinstance(driver, str) and isinstance(data.get(driver), dict):
-            data["plugin_options"] = data.pop(driver)
+        if isinstance(driver, str):
+            data.setdefault("driver_options", tables.pop(driver, {}))
+        data["other_tables"] = tables
         return data
 
 
-class EngineConfig(_Section):
+class EngineConfig(Section):
     """``[engine]``: the backends to try in order, the model file and batching."""
 
     # engine.select.DEFAULT_ORDER: the first installed one that serves (torch is an extra).
@@ -216,15 +193,15 @@ class EngineConfig(_Section):
     @field_validator("backend")
     @classmethod
     def _known_backends(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in BACKEND_NAMES]
+        unknown = [name for name in value if name not in BACKENDS]
         if unknown:
-            raise ValueError(f"unknown backend(s) {unknown!r}; known: {list(BACKEND_NAMES)!r}")
+            raise ValueError(f"unknown backend(s) {unknown!r}; known: {list(BACKENDS)!r}")
         if len(set(value)) != len(value):
             raise ValueError(f"backend listed twice in {value!r}")
         return value
 
 
-class StreamConfig(_Section):
+class StreamConfig(Section):
     """``[stream]``: run-level refinement (CONTRACTS §5, rssnet.engine.stream).
 
     Consecutive spectra of one run are factorized together; each result is refined from
@@ -264,7 +241,7 @@ class StreamConfig(_Section):
         return self
 
 
-class PublishConfig(_Section):
+class PublishConfig(Section):
     """``[publish]``: the ZeroMQ PUB endpoint the daemon binds (CONTRACTS §1)."""
 
     endpoint: str = DEFAULT_ENDPOINT
@@ -300,7 +277,7 @@ class PublishConfig(_Section):
         return value
 
 
-class LoggingConfig(_Section):
+class LoggingConfig(Section):
     """``[logging]``: level and format (``auto``: JSON lines unless stderr is a terminal)."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -310,7 +287,7 @@ class LoggingConfig(_Section):
 # -- operations (issue 6): archive, control socket, metrics, CURVE security, systemd --------
 
 
-class ArchiveConfig(_Section):
+class ArchiveConfig(Section):
     """``[archive]``: every accepted spectrum and its result, appended to crash-safe files
     (:mod:`rssnet.daemon.archive`), independent of whether anyone subscribes."""
 
@@ -327,7 +304,7 @@ class ArchiveConfig(_Section):
     fsync_interval_s: float = Field(default=1.0, ge=0.0, le=MAX_SECONDS)
 
 
-class ControlConfig(_Section):
+class ControlConfig(Section):
     """``[control]``: the request/reply control socket (``status``, ``latest``, ``config``)."""
 
     # None: no control socket.  Loopback unless configured otherwise, like the PUB socket.
@@ -341,7 +318,7 @@ class ControlConfig(_Section):
         return None if value is None else check_endpoint(value)
 
 
-class MetricsConfig(_Section):
+class MetricsConfig(Section):
     """``[metrics]``: optional Prometheus endpoint (needs the ``metrics`` extra)."""
 
     # None: no metrics endpoint.
@@ -349,7 +326,7 @@ class MetricsConfig(_Section):
     address: str = "127.0.0.1"
 
 
-class SecurityConfig(_Section):
+class SecurityConfig(Section):
     """``[security]``: optional CURVE encryption and client authentication (ZeroMQ
     ``zmq.auth``) on the PUB and control sockets; keys made with ``rssnet keys``."""
 
@@ -366,7 +343,7 @@ class SecurityConfig(_Section):
         return self
 
 
-class SystemdConfig(_Section):
+class SystemdConfig(Section):
     """``[systemd]``: sd_notify readiness, status and watchdog (no-op outside systemd)."""
 
     notify: bool = True
@@ -375,7 +352,7 @@ class SystemdConfig(_Section):
     stall_timeout_s: float = Field(default=20.0, gt=0.0, le=MAX_SECONDS)
 
 
-class Config(_Section):
+class Config(Section):
     """The whole daemon configuration."""
 
     instrument: InstrumentConfig

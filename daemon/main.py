@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import BaseModel
 
 from rssnet import __version__
 from rssnet.config.cli import EX_CONFIG, report_config_error
 from rssnet.config.load import load_config
-from rssnet.config.schema import BUILTIN_DRIVERS, Config
+from rssnet.config.schema import Config
 from rssnet.daemon.archive import ArchiveError
 from rssnet.daemon.budget import cap_max_batch
 from rssnet.daemon.logging import configure_logging, flush_suppressed_logs
@@ -57,15 +56,10 @@ def make_driver(config: Config, backend: Backend) -> Driver:
     """
     instrument = config.instrument
     axis = backend.info.axis
-    options: BaseModel | dict[str, Any] | None = (
-        getattr(instrument, instrument.driver, None)
-        if instrument.driver in BUILTIN_DRIVERS
-        else instrument.plugin_options
-    )
     try:
         return create_driver(
             instrument.driver,
-            options,
+            instrument.driver_options,
             axis_range=(float(axis[0]), float(axis[-1])),
             min_coverage=config.preprocess.min_coverage,
         )

@@ -36,15 +36,13 @@ from rssnet.errors import ConfigError, PluginError
 
 GROUP = "rssnet.drivers"
 
-# name → (target, options model path).  Imported only when used.
-BUILTIN: dict[str, tuple[str, str]] = {
-    "replay": ("rssnet.drivers.replay:ReplayDriver", "rssnet.config.schema:ReplayOptions"),
-    "serial": ("rssnet.drivers.serial:SerialDriver", "rssnet.config.schema:SerialOptions"),
+# The built-in drivers, name → class (imported only when used): the one list of their
+# names.  Each class declares its options model (``options_model``), as plugins do.
+BUILTIN: dict[str, str] = {
+    "replay": "rssnet.drivers.replay:ReplayDriver",
+    "serial": "rssnet.drivers.serial:SerialDriver",
     # Imports Wasatch.PY only when opened; rssnet[wasatch] (see OPTIONAL_SDK).
-    "wasatch": (
-        "rssnet.drivers.wasatch:WasatchDriver",
-        "rssnet.drivers.wasatch_options:WasatchOptions",
-    ),
+    "wasatch": "rssnet.drivers.wasatch:WasatchDriver",
 }
 # Built-ins whose vendor SDK is an optional extra: module → the install hint.  Listed only
 # when the SDK is installed; without it, asking for the driver names the extra.
@@ -93,7 +91,7 @@ def discover(load: bool = True) -> list[DriverEntry]:
     """Every driver: built-ins first, then plugins sorted by name.  With ``load``, each is
     imported so that broken ones carry their error."""
     found: list[DriverEntry] = []
-    for name, (target, _) in BUILTIN.items():
+    for name, target in BUILTIN.items():
         if name in OPTIONAL_SDK and not _sdk_installed(name):
             continue  # an extra not installed is not an error
         error = ""
@@ -123,17 +121,17 @@ def discover(load: bool = True) -> list[DriverEntry]:
 def load_factory(name: str) -> tuple[Factory, type[BaseModel] | None]:
     """The factory and options model for ``name``; PluginError if unknown or broken."""
     if name in BUILTIN:
-        target, model_path = BUILTIN[name]
         if name in OPTIONAL_SDK and not _sdk_installed(name):
             module, hint = OPTIONAL_SDK[name]
             raise PluginError(
                 f"driver {name!r} needs the {module.partition('.')[0]!r} package: {hint}"
             )
         try:
-            return _resolve(target), _resolve(model_path)
+            factory = _resolve(BUILTIN[name])
         except Exception as err:
             why = _error_text(err)
             raise PluginError(f"built-in driver {name!r} failed to load: {why}") from err
+        return factory, _options_model(factory)
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
     if not matches:
         known = ", ".join(e.name for e in discover(load=False))
@@ -146,9 +144,12 @@ def load_factory(name: str) -> tuple[Factory, type[BaseModel] | None]:
             f"driver plugin {name!r} ({ep.value}, {_origin(ep)}) failed to load: "
             f"{_error_text(err)}"
         ) from err
+    return factory, _options_model(factory)
+
+
+def _options_model(factory: Factory) -> type[BaseModel] | None:
     model = getattr(factory, "options_model", None)
-    is_model = isinstance(model, type) and issubclass(model, BaseModel)
-    return factory, model if is_model else None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
 def create_driver(

@@ -15,6 +15,7 @@ file once, not on every pass.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import threading
 import time
 from collections import deque
@@ -24,9 +25,10 @@ from typing import Any
 
 import numpy as np
 import structlog
+from pydantic import Field, field_validator
 
 from rssnet import __version__
-from rssnet.config.schema import ReplayOptions
+from rssnet.config.schema import Section
 from rssnet.errors import DriverError, SpectrumFormatError
 from rssnet.formats.archive import SUFFIX as ARCHIVE_SUFFIX
 from rssnet.formats.archive import archive_spectra
@@ -56,12 +58,63 @@ RECENT_ERRORS = 5
 _Signature = tuple[int, int]
 
 
+# Slowest replay pace that is not a typo: one spectrum every 10,000 s (2.8 h).  Far smaller
+# rates (1e-300) made the pause overflow and crashed the driver thread.
+MIN_RATE_HZ = 1e-4
+
+
+class ReplayOptions(Section):
+    """``[instrument.replay]``: play spectrum files back as if an instrument sent them."""
+
+    path: str = Field(description="directory, glob pattern or single spectrum file")
+    rate_hz: float = Field(
+        default=0.0, ge=0.0, le=1e6, description="spectra per second; 0 = unpaced"
+    )
+    loop: bool = False
+    # Largest file (text, archive) or decoded array data (.npz) one file may bring into
+    # memory, in MB (10⁶ bytes); larger files are refused by their headers, before loading.
+    max_file_mb: float = Field(default=256.0, gt=0.0)
+
+    @field_validator("path")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("rate_hz")
+    @classmethod
+    def _sane_rate(cls, value: float) -> float:
+        if 0.0 < value < MIN_RATE_HZ:
+            raise ValueError(
+                f"below {MIN_RATE_HZ:g} Hz (one spectrum every {1 / MIN_RATE_HZ:,.0f} s); "
+                "0 plays unpaced"
+            )
+        return value
+
+    def environment_problems(self) -> list[str]:
+        """What the file system says (``rssnet check-config``, rssnetd before it starts): the
+        path finds at least one spectrum file, as the driver refuses to start without one."""
+        path = self.path
+        if find_spectrum_files(path):
+            return []
+        where = f"instrument.replay.path: {path!r}"
+        if glob.has_magic(path):
+            return [f"{where}: no file matches this pattern"]
+        if not Path(path).exists():
+            return [f"{where}: no such file or folder"]
+        kinds = ", ".join(SPECTRUM_FILE_SUFFIXES)
+        return [f"{where}: the folder holds no spectrum files ({kinds})"]
+
+
 class ReplayDriver:
     """Plays spectrum files back; implements :class:`~rssnet.drivers.base.Driver`.
 
     ``axis_range`` (lo, hi) in cm⁻¹ and ``min_coverage`` reject spectra covering too little
     of the range the consumer needs (the model's axis), before they are accepted.
     """
+
+    options_model = ReplayOptions
 
     name = "replay"
 

@@ -22,7 +22,6 @@ import numpy as np
 import structlog
 
 from rssnet.config.dark import dark_every, takes_dark
-from rssnet.config.schema import SerialOptions
 from rssnet.drivers.base import await_reconnect
 from rssnet.drivers.calibration import CheckedCalibration, check_calibration
 from rssnet.drivers.protocol import (
@@ -37,12 +36,13 @@ from rssnet.drivers.protocol import (
     parse_idn,
 )
 from rssnet.drivers.serial_link import LinkLost, SerialLink
+from rssnet.drivers.serial_options import SerialOptions
 from rssnet.errors import DriverError, DriverTimeout, ProtocolError
 from rssnet.types import FULL_WELL, DeviceInfo, RawSpectrum, SpectrumFlags
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["LinkLost", "SerialDriver", "SerialOptions"]
+__all__ = ["LinkLost", "SerialDriver"]
 
 _COUNTERS = (
     "spectra", "darks", "reconnects", "reconnect_attempts", "saturated", "zero_spectra",
@@ -57,6 +57,8 @@ class SerialDriver:
     reported.  ``stream`` and the single-shot calls are meant for one thread; ``stop``
     and ``health`` may be called from any.
     """
+
+    options_model = SerialOptions
 
     name = "serial"
 

@@ -17,31 +17,22 @@ from typing import Any
 
 import structlog
 
+from rssnet.config.schema import BACKENDS
 from rssnet.engine.base import Backend
 from rssnet.errors import BackendUnavailable, ConfigError, EngineError
 
 log = structlog.get_logger(__name__)
 
-# name -> (module, class).  Each class takes (model_path, *, device, max_batch, **options).
-BACKENDS: dict[str, tuple[str, str]] = {
-    "torch": ("rssnet.engine.torch_backend", "TorchBackend"),
-    "onnxruntime": ("rssnet.engine.onnx_backend", "OnnxBackend"),
-    "tensorrt": ("rssnet.engine.tensorrt_backend", "TensorRTBackend"),
-}
+# The backends by name (rssnet.config.schema.BACKENDS: class, runtime, install hint).  Each
+# class takes (model_path, *, device, max_batch, **options).
 # The order tried when the config names none: fastest first, torch (an extra) last.
 DEFAULT_ORDER: tuple[str, ...] = ("tensorrt", "onnxruntime", "torch")
-# name -> (the runtime's top-level module, how to install it).
-RUNTIMES: dict[str, tuple[str, str]] = {
-    "torch": ("torch", "pip install 'rssnet[torch]'"),
-    "onnxruntime": ("onnxruntime", "pip install onnxruntime (a core dependency of rssnet)"),
-    "tensorrt": ("tensorrt", "pip install 'rssnet[tensorrt]' (on Jetson: JetPack)"),
-}
 
 
 def installed(name: str) -> bool:
     """Whether backend ``name``'s runtime can be imported here (found, not imported: torch
     takes seconds to import, and a daemon on onnxruntime never needs it)."""
-    module = RUNTIMES[name][0]
+    module = BACKENDS[name][1]
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
@@ -77,7 +68,7 @@ def open_backend(
     reasons: list[str] = []
     for name in names:
         if not installed(name):
-            module, how = RUNTIMES[name]
+            _, module, how = BACKENDS[name]
             reason = f"{module} is not installed: {how}"
             # Not a fault: the default order lists every backend, most machines lack some.
             log.info("backend_unavailable", backend=name, reason=reason, installed=False)
@@ -122,7 +113,7 @@ def _why(name: str, names: list[str], reasons: list[str]) -> str:
 
 
 def _load(name: str, model_path: str | Path, **options: Any) -> Backend:
-    module_name, class_name = BACKENDS[name]
+    module_name, _, class_name = BACKENDS[name][0].partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:

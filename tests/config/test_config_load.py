@@ -14,6 +14,8 @@ from pydantic import BaseModel
 from rssnet.config.cli import main as check_config
 from rssnet.config.load import load_config, parse_config
 from rssnet.config.schema import Config
+from rssnet.drivers.replay import ReplayOptions
+from rssnet.drivers.serial_options import SerialOptions
 from rssnet.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -42,8 +44,8 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert config.engine.model is None
     assert config.publish.endpoint == "tcp://127.0.0.1:5560"
     assert config.publish.status_interval_s <= 5.0
-    assert config.instrument.replay is not None
-    assert config.instrument.replay.path == str(tmp_path / "spectra")
+    assert config.instrument.driver_options is not None
+    assert config.instrument.driver_options.path == str(tmp_path / "spectra")
 
 
 def test_config_is_frozen() -> None:
@@ -113,8 +115,8 @@ def test_overrides_apply_before_validation(tmp_path: Path) -> None:
         path, ['publish.endpoint="tcp://127.0.0.1:6000"', "instrument.replay.rate_hz=2.5"]
     )
     assert config.publish.endpoint == "tcp://127.0.0.1:6000"
-    assert config.instrument.replay is not None
-    assert config.instrument.replay.rate_hz == 2.5
+    assert config.instrument.driver_options is not None
+    assert config.instrument.driver_options.rate_hz == 2.5
     with pytest.raises(ConfigError, match=r"engine\.max_batch"):
         load_config(path, ["engine.max_batch=0"])
 
@@ -144,7 +146,13 @@ def test_plugin_driver_table_is_kept_for_the_plugin() -> None:
     config = parse_config(
         '[instrument]\nname = "x"\ndriver = "acme"\n[instrument.acme]\ngain = 3\n'
     )
-    assert config.instrument.plugin_options == {"gain": 3}
+    assert config.instrument.driver_options == {"gain": 3}
+    # Another installed driver's table is kept (switching back is one line); a table named
+    # after no installed driver is a typo, and said so.
+    kept = parse_config(
+        '[instrument]\nname = "x"\ndriver = "acme"\n[instrument.serial]\nport = "/dev/x"\n'
+    )
+    assert kept.instrument.other_tables == {"serial": {"port": "/dev/x"}}
     with pytest.raises(ConfigError, match=r"instrument\.other: unknown key"):
         parse_config('[instrument]\nname = "x"\ndriver = "acme"\n[instrument.other]\ngain = 3\n')
 
@@ -152,7 +160,7 @@ def test_plugin_driver_table_is_kept_for_the_plugin() -> None:
 def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     keys = []
     for name, info in model.model_fields.items():
-        if name == "plugin_options":
+        if name in ("driver_options", "other_tables"):
             continue
         nested = [
             arg
@@ -165,9 +173,12 @@ def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 def test_example_config_shows_every_key() -> None:
     text = (CONFIG_DIR / "example.toml").read_text()
+    # The built-in drivers' options are declared by the drivers, beside their code.
+    drivers = [ReplayOptions, SerialOptions]
+    keys = _leaf_keys(Config) + [k for m in drivers for k in _leaf_keys(m, "instrument.x.")]
     missing = [
         key
-        for key in _leaf_keys(Config)
+        for key in keys
         if not re.search(rf"^#? ?{re.escape(key.rsplit('.', 1)[-1])} = ", text, re.MULTILINE)
     ]
     assert missing == []
@@ -184,16 +195,16 @@ def test_override_paths_resolve_against_the_current_directory(
     here.mkdir()
     monkeypatch.chdir(here)
     config = load_config(path, ['instrument.replay.path="data/*.csv"', 'archive.dir="arch"'])
-    assert config.instrument.replay is not None
+    assert config.instrument.driver_options is not None
     # Typed on the command line: relative to where it was typed.
-    assert config.instrument.replay.path == str(here / "data" / "*.csv")
+    assert config.instrument.driver_options.path == str(here / "data" / "*.csv")
     assert config.archive.dir == here / "arch"
     # From the file: relative to the file's folder, as before.
     assert config.engine.model == folder / "m.pt"
     # A whole table set by an override counts as typed too.
     config = load_config(path, ['instrument.replay={path = "x.npz"}'])
-    assert config.instrument.replay is not None
-    assert config.instrument.replay.path == str(here / "x.npz")
+    assert config.instrument.driver_options is not None
+    assert config.instrument.driver_options.path == str(here / "x.npz")
 
 
 def test_check_config_override_path_from_the_shell(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def _serial(instrument: str = "", serial: str = "") -> str:
 def test_defaults() -> None:
     config = parse_config(_serial())
     assert config.instrument.open_timeout_s == 10.0
-    assert config.instrument.serial is not None and config.instrument.serial.dark == "startup"
+    assert config.instrument.driver_options.dark == "startup"
     assert config.engine.cache_dir is None
 
 
@@ -40,7 +40,7 @@ def test_defaults() -> None:
     [("startup", 0, True), ("none", 0, False), ("every 1", 1, True), ("every 50", 50, True)],
 )
 def test_dark_policies_accepted_by_both_drivers(policy: str, every: int, takes: bool) -> None:
-    serial = parse_config(_serial(serial=f'dark = "{policy}"')).instrument.serial
+    serial = parse_config(_serial(serial=f'dark = "{policy}"')).instrument.driver_options
     assert serial is not None and serial.dark == policy
     assert WasatchOptions(dark=policy).dark_every == every
     assert (dark_every(policy), takes_dark(policy)) == (every, takes)

@@ -106,8 +106,7 @@ def test_time_rotation(tmp_path: Path) -> None:
 
 
 def test_replay_driver_reads_archives_back_torn_tail_skipped(tmp_path: Path) -> None:
-    from rssnet.config.schema import ReplayOptions
-    from rssnet.drivers.replay import ReplayDriver
+    from rssnet.drivers.replay import ReplayDriver, ReplayOptions
 
     writer = _write(tmp_path, 3, max_file_s=1e-9)  # three files, one record each
     writer.close()

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 import zmq
 
-from rssnet.config.schema import ReplayOptions
 from rssnet.daemon.archive import archive_files, scan_archive
-from rssnet.drivers.replay import ReplayDriver
+from rssnet.drivers.replay import ReplayDriver, ReplayOptions
 from rssnet.testing.daemon import Subscriber, daemons, make_replay_dir, write_config
 from rssnet.testing.ops import ControlClient, rss_bytes, wait_until
 

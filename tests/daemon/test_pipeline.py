@@ -72,7 +72,7 @@ def test_failures_are_published_as_errors_in_order(tmp_path: Path, tiny_model: P
     )
     backend = FailsOnHighPeaks(TorchBackend(tiny_model, max_batch=4, threads=1))
     assert isinstance(backend, Backend)
-    driver = ReplayDriver(config.instrument.replay)  # type: ignore[arg-type]  # set above
+    driver = ReplayDriver(config.instrument.driver_options)  # type: ignore[arg-type]  # set above
     driver.open(timeout=1.0)
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     publisher = ZmqPublisher("p", config.publish.endpoint, context=context, linger_s=5)
@@ -157,7 +157,7 @@ def test_behind_the_batch_grows_only_where_it_raises_throughput(
     backend = CostModel(
         TorchBackend(tiny_model, max_batch=16, threads=1), per_call_s, per_spectrum_s
     )
-    driver = ReplayDriver(config.instrument.replay)  # type: ignore[arg-type]  # set above
+    driver = ReplayDriver(config.instrument.driver_options)  # type: ignore[arg-type]  # set above
     driver.open(timeout=1.0)
     publisher = ZmqPublisher("b", config.publish.endpoint, linger_s=5)
     sub = Subscriber(publisher.endpoint)

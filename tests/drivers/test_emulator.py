@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rssnet.config.schema import SerialOptions
 from rssnet.drivers.serial import SerialDriver
+from rssnet.drivers.serial_options import SerialOptions
 from rssnet.testing.emulator import Emulator
 from rssnet.testing.scene import DEFAULT_CALIBRATION, Scene, raman_shift
 

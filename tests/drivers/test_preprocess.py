@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rssnet.config.schema import SerialOptions
 from rssnet.drivers.serial import SerialDriver
+from rssnet.drivers.serial_options import SerialOptions
 from rssnet.errors import SpectrumRejected
 from rssnet.formats.exports import read_export
 from rssnet.preprocessing.axis import pixel_to_shift, resample

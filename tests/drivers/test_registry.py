@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rssnet.config.schema import SerialOptions
 from rssnet.drivers import registry
 from rssnet.drivers.serial import SerialDriver
+from rssnet.drivers.serial_options import SerialOptions
 from rssnet.errors import ConfigError, PluginError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from rssnet.config.schema import ReplayOptions
 from rssnet.drivers.base import Driver
-from rssnet.drivers.replay import ReplayDriver
+from rssnet.drivers.replay import ReplayDriver, ReplayOptions
 from rssnet.errors import DriverError
 
 

@@ -14,8 +14,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rssnet.config.schema import ReplayOptions
-from rssnet.drivers.replay import ReplayDriver
+from rssnet.drivers.replay import ReplayDriver, ReplayOptions
 from rssnet.errors import SpectrumFormatError
 from rssnet.formats.archive import MAGIC, encode_record
 from rssnet.formats.evalset import load_npz

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rssnet.config.schema import SerialOptions
 from rssnet.drivers.protocol import Calibration, DeviceErrorReply
 from rssnet.drivers.serial import SerialDriver
+from rssnet.drivers.serial_options import SerialOptions
 from rssnet.errors import DriverError, DriverTimeout
 from rssnet.preprocessing.axis import wavelength_to_shift
 from rssnet.preprocessing.preprocessor import PreprocessConfig, Preprocessor
