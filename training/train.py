@@ -1,8 +1,10 @@
 """``rssnet train``: SI-SNR + PIT training of RSSNet on fresh synthetic mixtures.
 
-Phases, top to bottom: set up (device, DDP, library, split, fixed validation set) →
-model and optimizer (resume if a ``last.pt`` exists) → epochs of fresh batches with a
-validation and checkpoint after each → stop on time, steps or patience.
+Read top to bottom, as the run goes: ``Trainer.__init__`` sets up (device, library, split,
+fixed validation set, model and optimizer, resume from ``last.pt``, DDP, the batch stream);
+``Trainer.fit`` runs epochs of ``train_step``s, each epoch followed by a validation, the
+checkpoints and a log record, and stops on time, steps or patience.  The schedule, budget
+and metrics it uses live in ``rssnet.training.progress``.
 Multi-GPU: ``torchrun --nproc_per_node=K -m rssnet.training.train --config FILE``.
 """
 
@@ -13,7 +15,7 @@ import json
 import math
 import os
 import sys
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,31 +29,22 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from rssnet.errors import ConfigError, ModelFileError, RssnetError
-from rssnet.model.checkpoint import read_payload, save_checkpoint
-from rssnet.model.config import preset
-from rssnet.model.rssnet import RSSNet, count_parameters
-from rssnet.training.config import TrainConfig, load_train_config
-from rssnet.training.data import MixtureStream
-from rssnet.training.library import (
+from rssnet.formats.library import (
     SpectralLibrary,
     library_report,
     load_library,
     split_library,
 )
-from rssnet.training.loss import pairwise_si_snr, pit_si_snr
-from rssnet.training.synthesis import Mixtures, synthesize
+from rssnet.model.checkpoint import read_payload, save_checkpoint
+from rssnet.model.config import preset
+from rssnet.model.rssnet import RSSNet, count_parameters
+from rssnet.training.config import TrainConfig, load_train_config
+from rssnet.training.data import MixtureStream
+from rssnet.training.loss import pit_si_snr
+from rssnet.training.progress import Budget, Running, lr_at, validate
+from rssnet.training.synthesis import synthesize
 
 log = structlog.get_logger(__name__)
-
-
-def lr_at(progress: float, step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine from ``lr`` to ``min_lr`` over the run's progress (0..1:
-    the larger of the step and time fractions, so time-limited runs still anneal)."""
-    t = cfg.train
-    if step < t.warmup_steps:
-        return t.lr * (step + 1) / t.warmup_steps
-    p = min(max(progress, 0.0), 1.0)
-    return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + math.cos(math.pi * p))
 
 
 @dataclass
@@ -76,35 +69,263 @@ def pick_device(name: str, d: Dist) -> torch.device:
     return dev
 
 
-@torch.inference_mode()
-def validate(
-    model: torch.nn.Module, val: Mixtures, device: torch.device, batch: int = 32
-) -> dict[str, float]:
-    """Mean SI-SNR, SI-SNRi (dB) under the best permutation, on full-length mixtures."""
-    model.eval()
-    sisnr, sisnri = [], []
-    for i in range(0, len(val.mixtures), batch):
-        x = torch.from_numpy(val.mixtures[i : i + batch]).to(device)  # B, L
-        s = torch.from_numpy(val.sources[i : i + batch]).to(device)  # B, C, L
-        est = model(x).float()
-        best, _ = pit_si_snr(est, s)
-        base = pairwise_si_snr(x.unsqueeze(1).expand_as(s).contiguous(), s)
-        base_mean = torch.diagonal(base, dim1=1, dim2=2).mean(-1)  # B
-        sisnr.append(best.cpu())
-        sisnri.append((best - base_mean).cpu())
-    model.train()
-    return {
-        "val_si_snr": float(torch.cat(sisnr).mean()),
-        "val_si_snri": float(torch.cat(sisnri).mean()),
-    }
-
-
 def prepare_data(cfg: TrainConfig) -> tuple[SpectralLibrary, dict[str, np.ndarray]]:
     d = cfg.data
     axis = np.linspace(d.axis_min, d.axis_max, d.axis_points, dtype=np.float32)
     lib = load_library(d.library, axis, progress=True)
     log.info("library.loaded", summary=library_report(lib, Path(d.library).name)[0])
     return lib, split_library(lib, by=d.split, seed=d.split_seed)
+
+
+class Trainer:
+    """One run: ``__init__`` sets it up (data, model, optimizer, resume, DDP, the batch
+    stream), ``fit`` is the loop: epochs of steps, each followed by validation, checkpoints
+    and a log record, until a stop condition."""
+
+    def __init__(
+        self, cfg: TrainConfig, d: Dist, data: tuple[SpectralLibrary, dict[str, np.ndarray]] | None
+    ) -> None:
+        t = self.t = cfg.train
+        self.cfg, self.d = cfg, d
+        self.out = Path(t.out)
+        self.device = pick_device(t.device, d)
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        torch.manual_seed(t.seed + d.rank)
+
+        # The validation set is synthesized once, from the split's validation spectra, so
+        # that every epoch (and every resume) is scored on the same mixtures.
+        self.lib, split = data or prepare_data(cfg)
+        train_lib, val_lib = self.lib.subset(split["train"]), self.lib.subset(split["val"])
+        mcfg = preset(cfg.model.preset, **cfg.model.overrides)
+        self.val = synthesize(
+            val_lib.spectra,
+            val_lib.names,
+            cfg.data.val_size,
+            np.random.default_rng(cfg.data.val_seed),
+            mcfg.n_components,
+            cfg.data.snr_db,
+        )
+
+        self.model = RSSNet(mcfg).to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=t.lr)
+        self.state = self._resume_or_init()
+        self.net = self._distributed(mcfg.n_iters)
+        self.amp = self.device.type == "cuda"
+        # Built after resuming: the stream's seed includes the epoch reached.
+        self.batches = self._batch_stream(train_lib, mcfg.n_components)
+        if d.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            log.info(
+                "train.start",
+                params=count_parameters(self.model),
+                device=str(self.device),
+                train_spectra=len(train_lib),
+                val_spectra=len(val_lib),
+                world=d.world,
+            )
+
+    # --- set-up ------------------------------------------------------------------------
+
+    def _resume_or_init(self) -> dict[str, float]:
+        """The run's counters: those of ``last.pt`` (with its weights and optimizer) when
+        resuming, else fresh ones, the model starting from ``init``'s weights if given."""
+        t = self.t
+        state = {"step": 0, "seconds": 0.0, "best": -math.inf, "stale": 0, "epoch": 0, "samples": 0}
+        last = self.out / "last.pt"
+        if t.resume and last.exists():
+            payload = read_payload(last)
+            self.model.load_state_dict(payload["state_dict"])
+            if "optimizer" in payload:
+                self.opt.load_state_dict(payload["optimizer"])
+            state.update(payload["meta"]["train_state"])
+            log.info("train.resume", path=str(last), **state)
+        elif t.init:
+            payload = read_payload(Path(t.init))
+            try:
+                self.model.load_state_dict(payload["state_dict"])
+            except RuntimeError as err:
+                raise ModelFileError(
+                    f"{t.init}: [train] init is not a {self.cfg.model.preset} model: {err}"
+                ) from err
+            log.info("train.init", path=t.init)
+        return state
+
+    def _distributed(self, n_iters: int) -> torch.nn.Module:
+        """The module the steps run through: the model itself, or its DDP wrapper."""
+        if self.d.world <= 1:
+            return self.model
+        # With one iteration the recurrence conv never runs: DDP must not wait for its grads.
+        return DistributedDataParallel(
+            self.model,
+            device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=n_iters < 2,
+        )
+
+    def _batch_stream(
+        self, train_lib: SpectralLibrary, n_components: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Fresh training mixtures, synthesized in ``workers`` processes.  The seed differs
+        per rank (the ranks train on different mixtures) and per resume (a resumed run does
+        not replay the mixtures it started with)."""
+        t = self.t
+        stream = MixtureStream(
+            train_lib.spectra,
+            train_lib.names,
+            t.batch,
+            n_components,
+            self.cfg.data.crop,
+            self.cfg.data.snr_db,
+            seed=t.seed * 1000 + self.d.rank * 100 + int(self.state["epoch"]),
+        )
+        return iter(
+            DataLoader(
+                stream, batch_size=None, num_workers=t.workers, persistent_workers=t.workers > 0
+            )
+        )
+
+    # --- one step, one epoch -----------------------------------------------------------
+
+    def train_step(self, x: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on mixtures ``x`` (B, L) and their sources ``s`` (B, C, L);
+        returns the loss and each mixture's SI-SNR under its best permutation (B)."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            est = self.net(x)  # B, C, L
+        best, _ = pit_si_snr(est.float(), s)
+        loss = -best.mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t.clip)
+        self.opt.step()
+        self.state["step"] += 1
+        self.state["samples"] += self.t.batch * self.d.world
+        return loss, best
+
+    def train_epoch(self, budget: Budget) -> tuple[str, Running]:
+        """Up to ``epoch_steps`` steps, under a progress bar (rank 0's only); returns why the
+        budget ended it early ("" when it ran them all) and its running averages."""
+        bar = tqdm(
+            range(self.t.epoch_steps),
+            desc=f"epoch {self.state['epoch']}",
+            disable=not (self.d.main and self.t.progress),
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+        running = Running()
+        stop = ""
+        for k in bar:
+            progress = budget.progress(self.state["step"])
+            stop = budget.spent(progress)
+            if stop:
+                break
+            for g in self.opt.param_groups:
+                g["lr"] = lr_at(progress, int(self.state["step"]), self.cfg)
+            x, s = next(self.batches)
+            x, s = x.to(self.device, non_blocking=True), s.to(self.device, non_blocking=True)
+            loss, best = self.train_step(x, s)
+            # .item() is a device sync point: only every few steps on GPU.
+            if k % 10 == 0 or self.device.type == "cpu":
+                running.update(k == 0, x, s, loss, best)
+                bar.set_postfix(
+                    loss=f"{running.loss:.2f}",
+                    si_snri=f"{running.si_snri:.2f}",
+                    lr=f"{self.opt.param_groups[0]['lr']:.1e}",
+                )
+        bar.close()
+        return stop, running
+
+    # --- after each epoch: validation, checkpoints, log (rank 0) -----------------------
+
+    def track_best(self, metrics: dict[str, float]) -> bool:
+        """Count epochs without a validation gain (for ``patience``); True on a new best."""
+        improved = metrics["val_si_snri"] > float(self.state["best"])
+        self.state["stale"] = 0 if improved else int(self.state["stale"]) + 1
+        if improved:
+            self.state["best"] = metrics["val_si_snri"]
+        return improved
+
+    def save_checkpoints(self, metrics: dict[str, float], improved: bool) -> None:
+        """``best.pt`` on a new best; ``last.pt`` always, with the optimizer state that resuming
+        needs."""
+        sample = self.val.mixtures[:2]
+        if improved:
+            save_checkpoint(
+                self.out / "best.pt", self.model, self.lib.axis, self.meta(metrics), sample
+            )
+        save_checkpoint(
+            self.out / "last.pt",
+            self.model,
+            self.lib.axis,
+            self.meta(metrics),
+            sample,
+            optimizer_state=self.opt.state_dict(),
+        )
+
+    def meta(self, metrics: dict[str, float]) -> dict[str, Any]:
+        """A checkpoint's metadata; ``train_state`` is what a resume restores."""
+        cfg = self.cfg
+        return {
+            "name": f"rssnet-{cfg.model.preset}",
+            "preset": cfg.model.preset,
+            "library_id": self.lib.library_id,
+            "split": cfg.data.split,
+            "split_seed": cfg.data.split_seed,
+            "metrics": metrics,
+            "train_state": dict(self.state),
+            "device": str(self.device),
+            "world": self.d.world,
+            "params": count_parameters(self.model),
+            "train_config": json.loads(cfg.model_dump_json()),
+        }
+
+    def log_epoch(self, metrics: dict[str, float], running: Running) -> None:
+        """One record per epoch: a line of ``log.jsonl`` and a ``train.epoch`` event."""
+        record = {
+            **metrics,
+            **{k: self.state[k] for k in ("epoch", "step", "samples", "seconds")},
+            "train_loss": running.loss,
+            "train_si_snri": running.si_snri,
+        }
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        log.info("train.epoch", **record)
+
+    def agree_to_stop(self, stop: str) -> str:
+        """Only rank 0 validates, so only it knows of a patience stop: every rank must agree to
+        stop, or the others hang in all-reduce."""
+        if self.d.world <= 1:
+            return stop
+        flag = torch.tensor(
+            [1 if stop else 0], device=self.device if self.device.type == "cuda" else "cpu"
+        )
+        dist.broadcast(flag, src=0)
+        return stop or ("rank0" if int(flag) else "")
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def fit(self) -> dict[str, Any]:
+        """Epochs until a stop condition; returns the summary (also in ``summary.json``)."""
+        t, state = self.t, self.state
+        budget = Budget(t, float(state["seconds"]))
+        stop = ""
+        while not stop:
+            stop, running = self.train_epoch(budget)
+            state["epoch"] += 1
+            state["seconds"] = budget.seconds()
+            if self.d.main:
+                metrics = validate(self.model, self.val, self.device)
+                self.save_checkpoints(metrics, self.track_best(metrics))
+                self.log_epoch(metrics, running)
+                if int(state["stale"]) >= t.patience:
+                    stop = stop or "patience"
+            if t.max_steps and state["step"] >= t.max_steps:
+                stop = stop or "steps"
+            stop = self.agree_to_stop(stop)
+        summary = {"stop": stop, "best_val_si_snri": state["best"], **state}
+        if self.d.main:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+            log.info("train.done", **summary)
+        return summary
 
 
 def run(
@@ -114,196 +335,7 @@ def run(
 ) -> dict[str, Any]:
     """Train until a stop condition; returns the final summary (also in ``summary.json``).
     ``data``: ``prepare_data(cfg)``'s result, when several runs share one library."""
-    d = d or Dist()
-    t = cfg.train
-    out = Path(t.out)
-    device = pick_device(t.device, d)
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    torch.manual_seed(t.seed + d.rank)
-
-    # --- data: library, split, a fixed validation set --------------------------------
-    lib, split = data or prepare_data(cfg)
-    train_lib, val_lib = lib.subset(split["train"]), lib.subset(split["val"])
-    mcfg = preset(cfg.model.preset, **cfg.model.overrides)
-    val = synthesize(
-        val_lib.spectra,
-        val_lib.names,
-        cfg.data.val_size,
-        np.random.default_rng(cfg.data.val_seed),
-        mcfg.n_components,
-        cfg.data.snr_db,
-    )
-
-    # --- model, optimizer, resume ----------------------------------------------------
-    model = RSSNet(mcfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=t.lr)
-    state = {"step": 0, "seconds": 0.0, "best": -math.inf, "stale": 0, "epoch": 0, "samples": 0}
-    last = out / "last.pt"
-    if t.resume and last.exists():
-        payload = read_payload(last)
-        model.load_state_dict(payload["state_dict"])
-        if "optimizer" in payload:
-            opt.load_state_dict(payload["optimizer"])
-        state.update(payload["meta"]["train_state"])
-        log.info("train.resume", path=str(last), **state)
-    elif t.init:
-        payload = read_payload(Path(t.init))
-        try:
-            model.load_state_dict(payload["state_dict"])
-        except RuntimeError as err:
-            raise ModelFileError(
-                f"{t.init}: [train] init is not a {cfg.model.preset} model: {err}"
-            ) from err
-        log.info("train.init", path=t.init)
-    net: torch.nn.Module = model
-    if d.world > 1:
-        # With one iteration the recurrence conv never runs: DDP must not wait for its grads.
-        net = DistributedDataParallel(
-            model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=mcfg.n_iters < 2,
-        )
-    amp = device.type == "cuda"
-    stream = MixtureStream(
-        train_lib.spectra,
-        train_lib.names,
-        t.batch,
-        mcfg.n_components,
-        cfg.data.crop,
-        cfg.data.snr_db,
-        seed=t.seed * 1000 + d.rank * 100 + int(state["epoch"]),
-    )
-    loader = iter(
-        DataLoader(stream, batch_size=None, num_workers=t.workers, persistent_workers=t.workers > 0)
-    )
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        log.info(
-            "train.start",
-            params=count_parameters(model),
-            device=str(device),
-            train_spectra=len(train_lib),
-            val_spectra=len(val_lib),
-            world=d.world,
-        )
-
-    def meta(metrics: dict[str, float]) -> dict[str, Any]:
-        return {
-            "name": f"rssnet-{cfg.model.preset}",
-            "preset": cfg.model.preset,
-            "library_id": lib.library_id,
-            "split": cfg.data.split,
-            "split_seed": cfg.data.split_seed,
-            "metrics": metrics,
-            "train_state": dict(state),
-            "device": str(device),
-            "world": d.world,
-            "params": count_parameters(model),
-            "train_config": json.loads(cfg.model_dump_json()),
-        }
-
-    # --- epochs ----------------------------------------------------------------------
-    # The budget clock: wall time, or this process's CPU time, which keeps runs comparable
-    # on a machine shared with other work ("accuracy per CPU-hour", docs/model.md).
-    clock = time.process_time if t.clock == "cpu" else time.monotonic
-    t0 = clock() - float(state["seconds"])
-    session_end = time.monotonic() + t.session_minutes * 60 if t.session_minutes else math.inf
-    stop = ""
-    while not stop:
-        bar = tqdm(
-            range(t.epoch_steps),
-            desc=f"epoch {state['epoch']}",
-            disable=not (d.main and t.progress),
-            file=sys.stderr,
-            dynamic_ncols=True,
-        )
-        run_loss = run_imp = 0.0
-        for k in bar:
-            elapsed = clock() - t0
-            progress = max(
-                elapsed / (t.max_minutes * 60), state["step"] / t.max_steps if t.max_steps else 0.0
-            )
-            if progress >= 1.0:
-                stop = "budget"
-                break
-            if time.monotonic() >= session_end:
-                stop = "session"
-                break
-            for g in opt.param_groups:
-                g["lr"] = lr_at(progress, int(state["step"]), cfg)
-            x, s = next(loader)
-            x, s = x.to(device, non_blocking=True), s.to(device, non_blocking=True)  # B, L; B, C, L
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                est = net(x)  # B, C, L
-            best, _ = pit_si_snr(est.float(), s)
-            loss = -best.mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip)
-            opt.step()
-            state["step"] += 1
-            state["samples"] += t.batch * d.world
-            # .item() is a device sync point: only every few steps on GPU.
-            if k % 10 == 0 or device.type == "cpu":
-                base = torch.diagonal(
-                    pairwise_si_snr(x.unsqueeze(1).expand_as(s).contiguous(), s), dim1=1, dim2=2
-                ).mean()
-                run_loss = (
-                    0.9 * run_loss + 0.1 * float(loss.detach()) if k else float(loss.detach())
-                )
-                run_imp = (
-                    0.9 * run_imp + 0.1 * float(best.detach().mean() - base)
-                    if k
-                    else float(best.detach().mean() - base)
-                )
-                bar.set_postfix(
-                    loss=f"{run_loss:.2f}",
-                    si_snri=f"{run_imp:.2f}",
-                    lr=f"{opt.param_groups[0]['lr']:.1e}",
-                )
-        bar.close()
-        state["epoch"] += 1
-        state["seconds"] = clock() - t0
-        if d.main:
-            metrics = validate(model, val, device)
-            improved = metrics["val_si_snri"] > float(state["best"])
-            state["stale"] = 0 if improved else int(state["stale"]) + 1
-            if improved:
-                state["best"] = metrics["val_si_snri"]
-                save_checkpoint(out / "best.pt", model, lib.axis, meta(metrics), val.mixtures[:2])
-            save_checkpoint(
-                out / "last.pt",
-                model,
-                lib.axis,
-                meta(metrics),
-                val.mixtures[:2],
-                optimizer_state=opt.state_dict(),
-            )
-            record = {
-                **metrics,
-                **{k: state[k] for k in ("epoch", "step", "samples", "seconds")},
-                "train_loss": run_loss,
-                "train_si_snri": run_imp,
-            }
-            with open(out / "log.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            log.info("train.epoch", **record)
-            if int(state["stale"]) >= t.patience:
-                stop = stop or "patience"
-        if t.max_steps and state["step"] >= t.max_steps:
-            stop = stop or "steps"
-        if d.world > 1:  # every rank must agree to stop, or the others hang in all-reduce
-            flag = torch.tensor(
-                [1 if stop else 0], device=device if device.type == "cuda" else "cpu"
-            )
-            dist.broadcast(flag, src=0)
-            stop = stop or ("rank0" if int(flag) else "")
-    summary = {"stop": stop, "best_val_si_snri": state["best"], **state}
-    if d.main:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        log.info("train.done", **summary)
-    return summary
+    return Trainer(cfg, d or Dist(), data).fit()
 
 
 def main(argv: list[str] | None = None) -> int:
