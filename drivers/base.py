@@ -60,6 +60,7 @@ class ReconnectPolicy(Protocol):
     backoff_initial_s: float
     backoff_max_s: float
     max_reconnects: int
+    averages: int
 
 
 def await_reconnect(

@@ -13,7 +13,6 @@ a udev symlink (``/dev/serial/by-id/...``), ``hwgrep://VID:PID`` / ``hwgrep://SE
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,8 +21,7 @@ import numpy as np
 import structlog
 
 from rssnet.config.dark import dark_every, takes_dark
-from rssnet.drivers.base import await_reconnect
-from rssnet.drivers.calibration import CheckedCalibration, check_calibration
+from rssnet.drivers.calibration import check_calibration
 from rssnet.drivers.protocol import (
     FRAME_DARK,
     FRAME_SPECTRUM,
@@ -35,6 +33,7 @@ from rssnet.drivers.protocol import (
     parse_cal,
     parse_idn,
 )
+from rssnet.drivers.reconnecting import ReconnectingDriver
 from rssnet.drivers.serial_link import LinkLost, SerialLink
 from rssnet.drivers.serial_options import SerialOptions
 from rssnet.errors import DriverError, DriverTimeout, ProtocolError
@@ -50,89 +49,59 @@ _COUNTERS = (
 )
 
 
-class SerialDriver:
+class SerialDriver(ReconnectingDriver[SerialOptions]):
     """Implements :class:`~rssnet.drivers.base.Driver` over pyserial.
 
-    ``axis_range`` (lo, hi) cm⁻¹ is the model's axis: a calibration not covering it is
-    reported.  ``stream`` and the single-shot calls are meant for one thread; ``stop``
-    and ``health`` may be called from any.
+    ``stream`` and the single-shot calls are meant for one thread; ``stop`` and ``health``
+    may be called from any.
     """
 
     options_model = SerialOptions
-
     name = "serial"
+    COUNTERS = _COUNTERS
 
-    def __init__(
-        self,
-        options: SerialOptions,
-        *,
-        axis_range: tuple[float, float] | None = None,
-        min_coverage: float = 0.0,  # accepted for create_driver symmetry; the preprocessor checks
-    ) -> None:
-        self.options = options
-        self.axis_range = axis_range
+    def _initial_integration_ms(self) -> float | None:
+        return self.options.integration_ms
+
+    def _setup(self) -> None:
         self._link = SerialLink(
-            options.port, baudrate=options.baudrate, timeout_s=options.timeout_s,
+            self.options.port, baudrate=self.options.baudrate, timeout_s=self.options.timeout_s,
             on_event=self._on_parser_event,
         )
-        self._stop = threading.Event()
         self._identity: Identity | None = None
-        self._cal: CheckedCalibration | None = None
-        self._info: DeviceInfo | None = None
-        self._dark: np.ndarray | None = None
-        self._since_dark = 0  # spectra yielded since the last dark ("every N")
-        self._integration_ms = options.integration_ms
-        self._averages = options.averages
         self._running = False
         self._reinit = False
-        self._state = "closed"
-        self._last_error = ""
-        self._counts = dict.fromkeys(_COUNTERS, 0)
 
     # --- Driver protocol ----------------------------------------------------------------
 
-    def open(self, timeout: float) -> None:
-        """Connect, identify, read the calibration and take the first dark (``dark``
-        policy) within ``timeout`` seconds; raises DriverError / DriverTimeout."""
-        self._state = "connecting"
-        deadline = time.monotonic() + timeout
-        try:
-            self._link.open()
-            self._handshake(deadline)
-        except DriverError as err:
-            self._state = "failed"
-            self._last_error = str(err)
-            self._link.close()
-            raise
-        self._state = "ready"
+    def _connect(self, deadline: float | None) -> None:
+        """Open the port, then the handshake (STOP, *IDN?, CAL?, INT, the first dark)."""
+        self._link.open()
+        self._handshake(deadline)
 
-    def describe(self) -> DeviceInfo:
-        if self._info is None:
-            raise DriverError("serial: describe() before open()")
-        return self._info
+    def _disconnect(self) -> None:
+        self._link.close()
+        self._running = False
 
-    def configure(self, integration_ms: float | None = None, averages: int | None = None) -> None:
-        if averages is not None:
-            if averages < 1:
-                raise ValueError(f"averages must be >= 1, got {averages!r}")
-            self._averages = averages
-        if integration_ms is not None:
-            idle = self._link.is_open and not self._running
-            if idle:
-                self._link.command(f"INT {integration_ms:g}", _is_ok)
-            self._integration_ms = integration_ms
-            # Dark current scales with the integration time: the old dark no longer fits.
-            self._dark = None
-            if idle and takes_dark(self.options.dark):
-                self._take_dark()
-            self._reinit = self._running  # applied by the stream loop at a frame boundary
+    def _device_name(self) -> str:
+        return repr(self.options.port)
+
+    def _where(self) -> dict[str, Any]:
+        return {"port": self.options.port}
+
+    def _set_integration(self, integration_ms: float) -> None:
+        idle = self._link.is_open and not self._running
+        if idle:
+            self._link.command(f"INT {integration_ms:g}", _is_ok)
+        self._integration_ms = integration_ms
+        # Dark current scales with the integration time: the old dark no longer fits.
+        self._dark = None
+        if idle and takes_dark(self.options.dark):
+            self._take_dark()
+        self._reinit = self._running  # applied by the stream loop at a frame boundary
 
     def acquire(self) -> RawSpectrum:
         return self._to_raw([self._single("ACQ", FRAME_SPECTRUM)])
-
-    def acquire_dark(self) -> RawSpectrum:
-        """A dark frame; also kept and attached as ``dark`` to the spectra that follow."""
-        return self._take_dark()
 
     def stream(self) -> Iterator[RawSpectrum]:
         self._stop.clear()
@@ -176,15 +145,11 @@ class SerialDriver:
                     acc = []
             except (LinkLost, DriverTimeout, DeviceErrorReply, ProtocolError) as err:
                 acc = []  # never average across a gap in the link
-                self._link_failed(err)
+                self._lost(err)
         yield from self._finish_stream()
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    def health(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"state": self._state, "port": self.options.port}
-        out.update(self._counts)
+    def _health_details(self, out: dict[str, Any]) -> None:
+        out["port"] = self.options.port
         out.update(self._link.counts)
         out.update(self._link.parser.counters())
         if self._identity is not None:
@@ -192,9 +157,6 @@ class SerialDriver:
             out["device"] = f"{idn.vendor} {idn.model} {idn.serial} fw {idn.firmware}"
         if self._cal is not None and self._cal.problems:
             out["calibration_problems"] = list(self._cal.problems)
-        if self._last_error:
-            out["last_error"] = self._last_error
-        return out
 
     def close(self) -> None:
         self._stop.set()
@@ -317,32 +279,6 @@ class SerialDriver:
         for frame in leftover:
             yield self._to_raw([frame])
 
-    def _link_failed(self, err: DriverError) -> None:
-        self._last_error = str(err)
-        log.error("serial_link_lost", port=self.options.port, error=str(err))
-        self._link.close()
-        self._running = False
-        self._state = "reconnecting"
-
-    def _reconnect(self, attempt: int) -> None:
-        what = f"serial: gave up on {self.options.port!r}"
-        try:
-            if not await_reconnect(what, attempt, self.options, self._last_error, self._stop):
-                return
-        except DriverError:
-            self._state = "failed"
-            raise
-        self._state = "reconnecting"
-        self._counts["reconnect_attempts"] += 1
-        try:
-            self._link.open()
-            self._handshake()
-        except DriverError as err:
-            self._link_failed(err)
-            return
-        self._counts["reconnects"] += 1
-        log.info("serial_reconnected", port=self.options.port, attempt=attempt)
-
     # --- frames → spectra -----------------------------------------------------------------
 
     def _period_ms(self) -> float:
@@ -377,12 +313,7 @@ class SerialDriver:
             meta["error"] = "all-zero spectrum (detector or readout fault)"
             self._counts["zero_spectra"] += 1
             log.warning("serial_zero_spectrum", port=self.options.port, seq=last.seq)
-        if self._cal.bad_axis:
-            flags |= SpectrumFlags.BAD_CALIBRATION
-        if self._cal.laser_mismatch:
-            flags |= SpectrumFlags.LASER_MISMATCH
-        if self._cal.problems:
-            meta["calibration_problems"] = list(self._cal.problems)
+        flags |= self._calibration_flags(meta)
         self._counts["darks" if last.type == FRAME_DARK else "spectra"] += 1
         dark = self._dark if last.type == FRAME_SPECTRUM else None
         return RawSpectrum(

@@ -10,7 +10,6 @@ re-read; a reading taken with the laser off or the interlock open is flagged ``L
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,8 +18,8 @@ import numpy as np
 import structlog
 
 from rssnet.config.dark import takes_dark
-from rssnet.drivers.base import await_reconnect  # FULL_WELL: u16 counts
-from rssnet.drivers.calibration import CheckedCalibration, check_calibration
+from rssnet.drivers.calibration import check_calibration
+from rssnet.drivers.reconnecting import ReconnectingDriver
 from rssnet.drivers.wasatch_options import WasatchOptions
 from rssnet.drivers.wasatch_sdk import (
     IdentityRefused,
@@ -51,7 +50,7 @@ class LinkLost(DriverError):
     """A reading failed or the unit vanished; the stream reconnects."""
 
 
-class WasatchDriver:
+class WasatchDriver(ReconnectingDriver[WasatchOptions]):
     """Implements :class:`~rssnet.drivers.base.Driver` over Wasatch.PY's ``WasatchDevice``.
 
     ``stream`` and the single-shot calls are meant for one thread; ``stop`` and ``health``
@@ -60,70 +59,36 @@ class WasatchDriver:
 
     name = "wasatch"
     options_model = WasatchOptions
+    COUNTERS = _COUNTERS
 
-    def __init__(
-        self,
-        options: WasatchOptions,
-        *,
-        axis_range: tuple[float, float] | None = None,
-        min_coverage: float = 0.0,  # accepted for create_driver symmetry; the preprocessor checks
-    ) -> None:
-        self.options = options
-        self.axis_range = axis_range
+    def _initial_integration_ms(self) -> int:
+        return self.options.integration_time_ms
+
+    def _setup(self) -> None:
         self._sdk: Any = None
         self._device: Any = None
         self._unit: Unit | None = None
-        self._cal: CheckedCalibration | None = None
-        self._info: DeviceInfo | None = None
-        self._dark: np.ndarray | None = None
-        self._integration_ms = options.integration_time_ms
-        self._averages = options.averages
         self._dirty = False  # integration time changed while streaming
-        self._since_dark = 0
         self._seq = 0
-        self._stop = threading.Event()
-        self._state = "closed"
-        self._last_error = ""
         self._last: dict[str, Any] = {}
-        self._counts = dict.fromkeys(_COUNTERS, 0)
 
     # --- Driver protocol ----------------------------------------------------------------
 
-    def open(self, timeout: float) -> None:
-        """Find, connect, identify and set up the unit; raises DriverError / DriverTimeout."""
-        self._state = "connecting"
-        try:
+    def _connect(self, deadline: float | None) -> None:
+        """Load the SDK (first time), find, connect, identify and set up the unit."""
+        if self._sdk is None:
             self._sdk = load_sdk()
-            self._session(time.monotonic() + min(timeout, self.options.open_timeout_s))
-        except DriverError as err:
-            self._state = "failed"
-            self._last_error = str(err)
-            self._drop()
-            raise
-        self._state = "ready"
+        limit = time.monotonic() + self.options.open_timeout_s
+        self._session(limit if deadline is None else min(deadline, limit))
 
-    def describe(self) -> DeviceInfo:
-        if self._info is None:
-            raise DriverError("wasatch: describe() before open()")
-        return self._info
-
-    def configure(self, integration_ms: float | None = None, averages: int | None = None) -> None:
-        if averages is not None:
-            if averages < 1:
-                raise ValueError(f"averages must be >= 1, got {averages!r}")
-            self._averages = averages
-        if integration_ms is not None:
-            if not integration_ms >= 1:
-                raise ValueError(f"integration_ms must be >= 1, got {integration_ms!r}")
-            self._integration_ms = round(integration_ms)
-            self._dirty = True  # applied before the next reading
+    def _set_integration(self, integration_ms: float) -> None:
+        if not integration_ms >= 1:
+            raise ValueError(f"integration_ms must be >= 1, got {integration_ms!r}")
+        self._integration_ms = round(integration_ms)
+        self._dirty = True  # applied before the next reading
 
     def acquire(self) -> RawSpectrum:
         return self._to_raw([self._reading_or_raise()], dark=False)
-
-    def acquire_dark(self) -> RawSpectrum:
-        """A dark (laser off); also attached as ``dark`` to the spectra that follow."""
-        return self._take_dark()
 
     def stream(self) -> Iterator[RawSpectrum]:
         self._stop.clear()
@@ -153,12 +118,8 @@ class WasatchDriver:
                 self._lost(err)
         self._state = "ready" if self._device is not None else "disconnected"
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    def health(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"state": self._state, "device_id": self.options.device_id or "usb"}
-        out.update(self._counts)
+    def _health_details(self, out: dict[str, Any]) -> None:
+        out["device_id"] = self.options.device_id or "usb"
         out["integration_time_ms"] = self._integration_ms
         if self._unit is not None:
             u = self._unit
@@ -170,13 +131,10 @@ class WasatchDriver:
             if self._cal.problems:
                 out["calibration_problems"] = list(self._cal.problems)
         out.update(self._last)  # laser state and detector temperature of the last reading
-        if self._last_error:
-            out["last_error"] = self._last_error
-        return out
 
     def close(self) -> None:
         self._stop.set()
-        self._drop()
+        self._disconnect()
         self._state = "closed"
 
     # --- session --------------------------------------------------------------------------
@@ -300,38 +258,22 @@ class WasatchDriver:
         return reading
 
     def _lost(self, err: DriverError) -> None:
-        self._last_error = str(err)
         self._counts["read_errors"] += isinstance(err, LinkLost)
-        log.error("wasatch_link_lost", device=self._unit_name(), error=str(err))
-        self._drop()
-        self._state = "reconnecting"
+        super()._lost(err)
 
-    def _reconnect(self, attempt: int) -> None:
-        opts = self.options
-        what = f"wasatch: gave up on {self._unit_name()}"
-        try:
-            if not await_reconnect(what, attempt, opts, self._last_error, self._stop):
-                return
-        except DriverError:
-            self._state = "failed"
-            raise
-        self._state = "reconnecting"
-        self._counts["reconnect_attempts"] += 1
-        try:
-            self._session(time.monotonic() + opts.open_timeout_s)
-        except DriverError as err:
-            self._lost(err)
-            return
-        self._counts["reconnects"] += 1
-        log.info("wasatch_reconnected", device=self._unit_name(), attempt=attempt)
+    def _where(self) -> dict[str, Any]:
+        return {"device": self._unit_name()}
 
-    def _drop(self) -> None:
+    def _disconnect(self) -> None:
         device, self._device = self._device, None
         if device is not None:
             disconnect(device)
 
     def _has_laser(self) -> bool:
         return self._unit is not None and self._unit.has_laser
+
+    def _device_name(self) -> str:
+        return self._unit_name()
 
     def _unit_name(self) -> str:
         u = self._unit
@@ -372,12 +314,7 @@ class WasatchDriver:
         if int(stack.max()) >= FULL_WELL:
             flags |= SpectrumFlags.SATURATED
             self._counts["saturated"] += 1
-        if self._cal.bad_axis:
-            flags |= SpectrumFlags.BAD_CALIBRATION
-        if self._cal.laser_mismatch:
-            flags |= SpectrumFlags.LASER_MISMATCH
-        if self._cal.problems:
-            meta["calibration_problems"] = list(self._cal.problems)
+        flags |= self._calibration_flags(meta)
         self._counts["darks" if dark else "spectra"] += 1
         return RawSpectrum(
             axis=self._cal.shift,
