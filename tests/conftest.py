@@ -21,3 +21,17 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
     save_checkpoint(path, RSSNet(preset("tiny")), default_axis(256), meta={"name": "tiny-test"})
     return path
+
+
+RRUFF_ZIP = Path(__file__).resolve().parents[2] / "shared/data/rruff/excellent_unoriented.zip"
+
+
+@pytest.fixture(scope="session")
+def rruff_items() -> list[object]:
+    """Every member of the real RRUFF zip as read (records, or the error of each unreadable
+    one), read once per run: reading all ~4,960 files takes half a minute here."""
+    from rssnet.formats.spectra import iter_rruff_zip
+
+    if not RRUFF_ZIP.is_file():
+        pytest.skip(f"{RRUFF_ZIP} is absent (../shared/data)")
+    return list(iter_rruff_zip(RRUFF_ZIP))

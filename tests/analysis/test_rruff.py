@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,7 +9,8 @@ import pytest
 
 from rssnet.analysis import baselines as bl
 from rssnet.analysis.identify import Identifier
-from rssnet.formats.library import LibraryCache
+from rssnet.errors import SpectrumFormatError
+from rssnet.formats.library import SpectralLibrary
 from rssnet.model.checkpoint import default_axis
 from rssnet.training.synthesis import add_noise, synthesize
 
@@ -18,8 +18,9 @@ pytestmark = pytest.mark.shared_data
 
 
 @pytest.fixture(scope="module")
-def rruff(shared_data: Path) -> Any:
-    lib = LibraryCache(shared_data / "rruff" / "excellent_unoriented.zip").on_axis(default_axis())
+def rruff(rruff_items: list[object]) -> Any:
+    records = [r for r in rruff_items if not isinstance(r, SpectrumFormatError)]
+    lib = SpectralLibrary.from_records(records, default_axis())
     assert len(lib) > 4000
     return lib
 

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rssnet.errors import LibraryError, SpectrumFormatError
+from rssnet.formats import spectra
 from rssnet.formats.library import SpectralLibrary, load_library, split_library
-from rssnet.formats.spectra import iter_rruff_zip, read_text_spectrum
+from rssnet.formats.spectra import read_text_spectrum
 
 RRUFF_ZIP = Path(__file__).resolve().parents[3] / "shared/data/rruff/excellent_unoriented.zip"
 AXIS = np.linspace(200, 1200, 1024, dtype=np.float32)
@@ -96,8 +99,41 @@ def test_split_by_mineral_never_shares_a_mineral() -> None:
 
 @pytest.mark.shared_data
 @pytest.mark.skipif(not RRUFF_ZIP.exists(), reason="../shared/data not present")
-def test_real_rruff_zip_reads_every_member() -> None:
-    records = list(iter_rruff_zip(RRUFF_ZIP))
+def test_real_rruff_zip_reads_every_member(rruff_items: list[object]) -> None:
+    records = rruff_items
     ok = [r for r in records if not isinstance(r, SpectrumFormatError)]
     assert len(ok) > 4900
     assert all(r.name and r.id.startswith("R") for r in ok[:200])
+
+
+_NUMBER = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=32).map(repr),
+    st.integers(-(10**6), 10**6).map(str),
+    st.sampled_from(["1e400", "nan", "1_000", "0x10", ".5", "+3", "x", ""]),
+)
+_SEP = st.sampled_from([",", ", ", ";", "\t", " ", "  ", ",\t"])
+_LINE = st.one_of(
+    st.tuples(_NUMBER, _SEP, _NUMBER, st.sampled_from(["", ",", " "])).map("".join),
+    st.sampled_from(["", "# comment", "shift,intensity", "1,2,3", "7"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINE, min_size=1, max_size=12))
+def test_whole_file_parse_agrees_with_the_line_by_line_reader(lines: list[str]) -> None:
+    """The fast path (every line one number pair, parsed at once) must give exactly what the
+    line-by-line reader gives, or step aside for it: same arrays, same error text."""
+
+    def parse(fast: bool) -> object:
+        saved = spectra._pairs_at_once
+        if not fast:
+            spectra._pairs_at_once = lambda lines: None
+        try:
+            axis, y = spectra.parse_columns(lines, "f.txt", first_line=3)
+            return axis.tobytes(), y.tobytes()
+        except SpectrumFormatError as err:
+            return str(err)
+        finally:
+            spectra._pairs_at_once = saved
+
+    assert parse(fast=True) == parse(fast=False)
