@@ -23,6 +23,18 @@ def report_config_error(err: ConfigError, prog: str) -> None:
         sys.stderr.write(f"{err.source}: {line}\n")
 
 
+def add_override_option(parser: argparse.ArgumentParser) -> None:
+    """``-o KEY=VALUE`` (repeatable), as rssnetd and check-config both take it."""
+    parser.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (dotted.key=<TOML value>) before validating; repeatable",
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="rssnet check-config",
@@ -35,14 +47,7 @@ def main(argv: list[str]) -> int:
         "directory; paths in the file are relative to the file's folder.",
     )
     parser.add_argument("file", help="TOML config file")
-    parser.add_argument(
-        "-o",
-        "--override",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key (dotted.key=<TOML value>) before validating; repeatable",
-    )
+    add_override_option(parser)
     args = parser.parse_args(argv)
     try:
         config = load_config(args.file, args.override, check_environment=True)

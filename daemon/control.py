@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 import zmq
 
-from rssnet.errors import PublishError
+from rssnet.publish import bind
 
 log = structlog.get_logger(__name__)
 
@@ -68,14 +68,7 @@ class ControlServer:
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SNDHWM, 100)
         self._socket.setsockopt(zmq.RCVHWM, 100)
-        for option, value in (socket_options or {}).items():
-            self._socket.setsockopt(option, value)
-        try:
-            self._socket.bind(endpoint)
-        except zmq.ZMQError as err:
-            self._socket.close(linger=0)
-            raise PublishError(f"control.endpoint: cannot bind {endpoint!r}: {err}") from err
-        self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.endpoint: str = bind(self._socket, endpoint, socket_options, "control.endpoint: ")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

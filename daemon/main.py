@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from rssnet import __version__
-from rssnet.config.cli import EX_CONFIG, report_config_error
+from rssnet.config.cli import EX_CONFIG, add_override_option, report_config_error
 from rssnet.config.load import load_config
 from rssnet.config.schema import Config
 from rssnet.daemon.archive import ArchiveError
@@ -120,14 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "in the config file are relative to the file's folder.",
     )
     parser.add_argument("--config", required=True, metavar="FILE", help="TOML config file")
-    parser.add_argument(
-        "-o",
-        "--override",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key (dotted.key=<TOML value>); repeatable",
-    )
+    add_override_option(parser)
     parser.add_argument("--version", action="version", version=f"rssnetd {__version__}")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:

@@ -54,6 +54,31 @@ class Publisher(Protocol):
         """Flush within the linger time and release the socket; idempotent."""
 
 
+def bind(
+    socket: zmq.Socket[Any],
+    endpoint: str,
+    socket_options: Mapping[int, int | bytes] | None = None,
+    where: str = "",
+) -> str:
+    """Set ``socket_options`` (CURVE server keys from rssnet.daemon.security, MAXMSGSIZE:
+    they must precede the bind), bind, and return the endpoint really bound (with port 0 or
+    ``*`` the OS picks; clients need the real one).  On failure the socket is closed and
+    :class:`PublishError` says why, prefixed by ``where`` (``control.endpoint: ``)."""
+    for option, value in (socket_options or {}).items():
+        socket.setsockopt(option, value)
+    try:
+        socket.bind(endpoint)
+    except zmq.ZMQError as err:
+        socket.close(linger=0)
+        if err.errno == errno.EADDRINUSE:
+            raise PublishError(
+                f"{where}cannot bind {endpoint!r}: address already in use "
+                "(another rssnetd, or another program, holds it)"
+            ) from err
+        raise PublishError(f"{where}cannot bind {endpoint!r}: {err}") from err
+    return socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+
 class ZmqPublisher:
     """A bound ZeroMQ publisher that counts what it drops.
 
@@ -101,21 +126,7 @@ class ZmqPublisher:
         if heartbeat_s > 0:
             self._socket.setsockopt(zmq.HEARTBEAT_IVL, max(1, int(heartbeat_s * 1000)))
             self._socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, max(1, int(heartbeat_timeout_s * 1000)))
-        # Set before bind: CURVE server keys (rssnet.daemon.security), MAXMSGSIZE.
-        for option, value in (socket_options or {}).items():
-            self._socket.setsockopt(option, value)
-        try:
-            self._socket.bind(endpoint)
-        except zmq.ZMQError as err:
-            self._socket.close(linger=0)
-            if err.errno == errno.EADDRINUSE:
-                raise PublishError(
-                    f"cannot bind {endpoint!r}: address already in use "
-                    "(another rssnetd, or another program, holds it)"
-                ) from err
-            raise PublishError(f"cannot bind {endpoint!r}: {err}") from err
-        # With port 0 or "*" the OS picks; clients need the real one.
-        self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.endpoint: str = bind(self._socket, endpoint, socket_options)
         # Connection events, to count (and log) subscribers that went away or were dropped.
         self._monitor: zmq.Socket[Any] = self._socket.get_monitor_socket(
             zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
