@@ -132,18 +132,22 @@ def _mtime_ns(p: Path) -> int:
 # --- B&W Tek ---------------------------------------------------------------------------
 
 
-def _read_bwtek(p: Path, lines: list[str]) -> list[RawSpectrum]:
+def _keyed_header(
+    p: Path, lines: list[str], sep: str, vendor: str
+) -> tuple[dict[str, str], int, list[str]]:
+    """``key<sep>value`` lines up to the ``Pixel<sep>...`` column header (B&W Tek: ``;``,
+    ENLIGHTEN: ``,``): the header, the column header's line index and its column names."""
     header: dict[str, str] = {}
-    start = None
     for i, line in enumerate(lines):
-        if line.startswith("Pixel;"):
-            start = i
-            break
-        key, _, value = line.partition(";")
+        if line.startswith("Pixel" + sep):
+            return header, i, [c.strip() for c in line.split(sep)]
+        key, _, value = line.partition(sep)
         header[key.strip()] = value.strip()
-    if start is None:
-        raise SpectrumFormatError(f"{p}: B&W Tek export without a 'Pixel;...' column header")
-    cols = [c.strip() for c in lines[start].split(";")]
+    raise SpectrumFormatError(f"{p}: {vendor} export without a 'Pixel{sep}...' column header")
+
+
+def _read_bwtek(p: Path, lines: list[str]) -> list[RawSpectrum]:
+    header, start, cols = _keyed_header(p, lines, ";", "B&W Tek")
     need = ["Pixel", "Raman Shift", "Dark"]
     missing = [c for c in need if c not in cols]
     raw_cols = [c for c in cols if c.startswith("Raw data #")]
@@ -210,17 +214,7 @@ def _parse_date(text: str, p: Path) -> int:
 
 
 def _read_wasatch(p: Path, lines: list[str]) -> list[RawSpectrum]:
-    header: dict[str, str] = {}
-    start = None
-    for i, line in enumerate(lines):
-        if line.startswith("Pixel,"):
-            start = i
-            break
-        key, _, value = line.partition(",")
-        header[key.strip()] = value.strip()
-    if start is None:
-        raise SpectrumFormatError(f"{p}: ENLIGHTEN export without a 'Pixel,...' column header")
-    cols = [c.strip() for c in lines[start].split(",")]
+    header, start, cols = _keyed_header(p, lines, ",", "ENLIGHTEN")
     ycol = next((c for c in ("Processed", "Raw") if c in cols), None)
     if "Wavenumber" not in cols or ycol is None:
         raise SpectrumFormatError(f"{p}:{start + 1}: need Wavenumber and Processed/Raw columns")
