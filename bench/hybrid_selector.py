@@ -219,10 +219,12 @@ def main() -> None:
     p.add_argument("--dir", default="bench/out/hybrid-candidates")
     p.add_argument("--val", required=True)
     p.add_argument("--test", default="", help="omit to choose on validation only")
+    p.add_argument("--test-dir", help="where the test sets are (default: --dir)")
     args = p.parse_args()
     val, test = args.val.split(","), [n for n in args.test.split(",") if n]
     t0 = time.perf_counter()
-    sets = {n: load(Path(args.dir) / f"{n}.npz") for n in (*val, *test)}
+    sets = {n: load(Path(args.dir) / f"{n}.npz") for n in val}
+    sets |= {n: load(Path(args.test_dir or args.dir) / f"{n}.npz") for n in test}
     print(f"features: {time.perf_counter() - t0:.0f} s; cross-validation on {', '.join(val)}:")
     results = cross_validate(sets, val)
     score, cfg = results[0]
