@@ -157,6 +157,22 @@ def test_plugin_driver_table_is_kept_for_the_plugin() -> None:
         parse_config('[instrument]\nname = "x"\ndriver = "acme"\n[instrument.other]\ngain = 3\n')
 
 
+def test_a_drivers_file_keys_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    """Every driver's table follows one convention, plugins included: keys named path,
+    *_path, *_file or *_dir are files, made absolute like engine.model; others are kept."""
+    path = tmp_path / "d.toml"
+    path.write_text(
+        '[instrument]\nname = "x"\ndriver = "acme"\n[instrument.acme]\n'
+        'calibration_file = "cal.json"\nlog_dir = "/var/log/acme"\nport = "COM3"\n'
+    )
+    options = load_config(path).instrument.driver_options
+    assert options == {
+        "calibration_file": str(tmp_path / "cal.json"),
+        "log_dir": "/var/log/acme",
+        "port": "COM3",
+    }
+
+
 def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     keys = []
     for name, info in model.model_fields.items():
