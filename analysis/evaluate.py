@@ -179,17 +179,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument(
+        "--hybrid-selector",
+        default="auto",
+        metavar="PATH|auto|none",
+        help="hybrid: trees that pick one of five answers per mixture (default auto: the "
+        "shipped selector where the model is the one it was trained for; none: the gate rule)",
+    )
+    p.add_argument(
         "--hybrid-threshold",
         type=float,
         default=None,
-        help="library cosine from which hybrid refines a component (default: the "
-        "identification threshold, 0.6; higher stays closer to the network's output)",
+        help="gate rule: library cosine from which a component is refined (default: the "
+        "identification threshold, 0.6); setting it or --hybrid-gate selects the gate rule",
     )
     p.add_argument(
         "--hybrid-gate",
         type=float,
         default=None,
-        help="hybrid answers with the library fit where its residual is at most this times "
+        help="gate rule: answer with the library fit where its residual is at most this times "
         "the network's (default 2.0; 0 turns it off: refinement only)",
     )
     p.add_argument(
@@ -221,7 +228,13 @@ def _load_library(args: argparse.Namespace, axis: F32) -> SpectralLibrary:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate as the CLI does; returns the JSON document."""
-    from rssnet.analysis.hybrid import DEFAULT_GATE, separate_hybrid, unmixing_library
+    from rssnet.analysis.hybrid import (
+        DEFAULT_GATE,
+        choose_rule,
+        separate_hybrid,
+        separate_selected,
+        unmixing_library,
+    )
     from rssnet.analysis.identify import Identifier, orient
     from rssnet.model.checkpoint import default_axis, load_checkpoint
 
@@ -260,15 +273,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         doc["model"] = {"name": ckpt.name, "sha256": ckpt.sha256, "path": ckpt.path}
         if args.method == "hybrid" and library is not None:
             ident = Identifier(library.spectra, library.names, library.ids)
-            hyb = separate_hybrid(
-                ident,
-                unmixing_library(library.spectra, library.names),
-                data.mixtures,
-                est,
-                threshold=args.hybrid_threshold,
-                gate=DEFAULT_GATE if args.hybrid_gate is None else args.hybrid_gate,
-            )
+            unmixing = unmixing_library(library.spectra, library.names)
+            gate_given = args.hybrid_gate is not None or args.hybrid_threshold is not None
+            selector, note = choose_rule(args.hybrid_selector, ckpt.sha256, c, gate_given)
+            if note:
+                sys.stderr.write(f"rssnet evaluate: hybrid: {note}\n")
+            if selector is not None:
+                hyb = separate_selected(ident, unmixing, data.mixtures, est, selector)
+            else:
+                gate = DEFAULT_GATE if args.hybrid_gate is None else args.hybrid_gate
+                hyb = separate_hybrid(
+                    ident, unmixing, data.mixtures, est, args.hybrid_threshold, gate
+                )
             est = hyb.components
+            doc["hybrid"] = hyb.summary() | {"selector": selector.path if selector else None}
             doc["hybrid_library_fraction"] = float(hyb.from_library.mean())
             doc["hybrid_refined_fraction"] = float(hyb.refined.mean())
         if args.method == "stream" and data.stream is not None and stream_config is not None:
@@ -369,27 +387,5 @@ def main(argv: list[str]) -> int:
         + f"  ({doc['seconds']:.1f} s)\n"
     )
     if "by_position" in doc:
-        sys.stdout.write(_stream_summary(doc))
+        sys.stdout.write(stream_eval.summary_text(doc))
     return 0
-
-
-def _stream_summary(doc: dict[str, Any]) -> str:
-    text = stream_eval.format_table(doc["by_position"], "SI-SNRi (dB) by position in the run")
-    if "by_sample_position" in doc:
-        text += stream_eval.format_table(
-            doc["by_sample_position"], "SI-SNRi (dB) by position since the run's last sample change"
-        )
-    if "stream" in doc:
-        st = doc["stream"]
-        text += (
-            f"# stream: {100 * st['refined_fraction']:.1f}% of results refined; "
-            f"network alone {doc['network_si_snri']:.2f} dB; {st['runs_detected']} runs started "
-            f"for {st['runs_in_set']} in the set ({st['changes_detected']} changes detected"
-            + (
-                f", {st['changes_in_set']} in the set, {st['changes_detected_on_time']} on time"
-                if "changes_in_set" in st
-                else ""
-            )
-            + f"); the stage took {doc['stream_ms_per_mixture']:.2f} ms a spectrum\n"
-        )
-    return text

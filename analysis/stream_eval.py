@@ -194,3 +194,26 @@ def format_table(rows: list[dict[str, Any]], title: str) -> str:
             line += f" {'—':>7}" if frac is None else f" {100 * frac:>6.1f}%"
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def summary_text(doc: dict[str, Any]) -> str:
+    """The by-position tables and the stage's one-line account, from an evaluation JSON."""
+    text = format_table(doc["by_position"], "SI-SNRi (dB) by position in the run")
+    if "by_sample_position" in doc:
+        text += format_table(
+            doc["by_sample_position"], "SI-SNRi (dB) by position since the run's last sample change"
+        )
+    if "stream" in doc:
+        st = doc["stream"]
+        text += (
+            f"# stream: {100 * st['refined_fraction']:.1f}% of results refined; "
+            f"network alone {doc['network_si_snri']:.2f} dB; {st['runs_detected']} runs started "
+            f"for {st['runs_in_set']} in the set ({st['changes_detected']} changes detected"
+            + (
+                f", {st['changes_in_set']} in the set, {st['changes_detected_on_time']} on time"
+                if "changes_in_set" in st
+                else ""
+            )
+            + f"); the stage took {doc['stream_ms_per_mixture']:.2f} ms a spectrum\n"
+        )
+    return text

@@ -10,7 +10,8 @@ for that set (validation sets get ``train``, so their minerals/samples stay unkn
 test sets' are to ``train+val``).  One network inference per FILE serves all its sets.
 Writes NAME.npz per set: the network's (oriented), NN-OMP's and the refined components
 (``net``, ``lib``, ``ref60``, ``ref90``: M, C, L), the residual energies and noise level
-the gate can use, and the true sources.  ``bench/hybrid_gate.py`` reads them.
+the gate can use, and the true sources (:func:`rssnet.analysis.selector.compute`, as the
+product computes them).  ``bench/hybrid_gate.py`` and ``bench/hybrid_selector.py`` read them.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rssnet.analysis import baselines as bl
+from rssnet.analysis import selector as sel
 from rssnet.analysis.evaluate import load_eval_data, separate_rssnet
 from rssnet.analysis.hybrid import residual_energy, unmixing_library
-from rssnet.analysis.identify import Identifier, orient, refine_hybrid
+from rssnet.analysis.identify import Identifier, orient
 from rssnet.formats.library import SpectralLibrary, load_library, split_library
 from rssnet.model.checkpoint import load_checkpoint
 from rssnet.preprocessing.steps import noise_sigma
@@ -66,23 +67,17 @@ def main() -> None:
         library = unmixing_library(lib.spectra, lib.names)
         ident = Identifier(lib.spectra, lib.names, lib.ids)
         t0 = time.perf_counter()
-        coef = bl.unmix_nnomp(library, mix, n_atoms=net.shape[1])
-        lib_comps = bl.top_components(library, coef, net.shape[1]).spectra  # M, C, L
-        ref60, _ = refine_hybrid(ident, mix, net, threshold=0.6)
-        ref90, _ = refine_hybrid(ident, mix, net, threshold=0.9)
-        best_cos = np.stack([ident.scores(e).max(axis=1) for e in net])  # M, C
+        cands = sel.compute(ident, library, mix, net)  # the product's own candidates
+        lib_comps = cands.answers["lib"].astype(np.float64)
         np.savez_compressed(
             out / f"{name}.npz",
             mixtures=mix,
             sources=src,
-            net=net,
-            lib=lib_comps.astype(np.float32),
-            ref60=ref60,
-            ref90=ref90,
+            **{k: cands.answers[k] for k in ("net", "lib", "ref60", "ref90")},
             r_lib=((mix.astype(np.float64) - lib_comps.sum(axis=1)) ** 2).sum(-1),
             r_net=residual_energy(mix, net),
             noise=np.array([noise_sigma(y) ** 2 * y.size for y in mix]),
-            best_cos=best_cos,
+            best_cos=cands.best_cos,
             library_size=len(lib.names),
         )
         print(

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import nnls
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
@@ -37,81 +36,89 @@ from sklearn.ensemble import (
 from sklearn.model_selection import GroupKFold
 
 from rssnet.analysis import metrics as mt
+from rssnet.analysis import selector as sel
+from rssnet.analysis.trees import BoostedTrees
+from rssnet.model.files import default_model_path, sha256_file
 
 F64 = npt.NDArray[np.float64]
-CANDIDATES = ("net", "lib", "ref60", "ref90", "blend")
+CANDIDATES = sel.CANDIDATES
 LAMBDAS = (0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
 CLS_LAMBDAS = (2.0, 3.0, 5.0)  # each a refit; around the regressors' best in a first sweep
 SID_WEIGHT = 10.0  # dB per unit of SID in the worst-margin criterion
 
 
-def unit(x: F64) -> F64:
-    out: F64 = x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-12)
-    return out
-
-
-def matched(net: F64, lib: F64) -> tuple[F64, F64]:
-    """NN-OMP's atoms reordered to pair with the network's 2 components, and their cosines."""
-    a = (unit(net)[:, :, None, :] * unit(lib)[:, None, :, :]).sum(-1)  # M, C, C
-    keep = a[:, 0, 0] + a[:, 1, 1] >= a[:, 0, 1] + a[:, 1, 0]
-    perm = np.where(keep[:, None], [0, 1], [1, 0])
-    cos = np.take_along_axis(a, perm[:, :, None], axis=2)[..., 0]
-    return np.take_along_axis(lib, perm[:, :, None], axis=1), cos
-
-
-def nn_fit(mix: F64, comp: F64) -> tuple[F64, F64]:
-    """Per mixture: residual energy of the non-negative fit on its components, and the
-    smaller component's share of the fitted area."""
-    resid, share = np.empty(len(mix)), np.empty(len(mix))
-    for m in range(len(mix)):
-        coef, rnorm = nnls(comp[m].T, mix[m])
-        area = coef * np.abs(comp[m]).sum(axis=1)
-        resid[m], share[m] = rnorm**2, area.min() / max(area.sum(), 1e-12)
-    return resid, share
-
-
 def load(path: Path) -> dict[str, F64]:
-    """Features X (M, F) and per-candidate SI-SNRi S and SID D (M, 5) of one set."""
+    """Features X (M, F) and per-candidate SI-SNRi S and SID D (M, 5) of one set: the
+    features as the product computes them (:func:`rssnet.analysis.selector.features`)."""
     with np.load(path) as z:
         d = {k: z[k] for k in z.files}
-    mix, src = d["mixtures"].astype(np.float64), d["sources"]
-    net, lib = d["net"].astype(np.float64), d["lib"].astype(np.float64)
-    atoms, agree = matched(net, lib)
-    comps = {
-        "net": net,
-        "lib": lib,
-        "ref60": d["ref60"].astype(np.float64),
-        "ref90": d["ref90"].astype(np.float64),
-        "blend": np.where((agree >= 0.5)[..., None], 0.7 * unit(net) + 0.3 * unit(atoms), net),
-    }
-    noise = d["noise"]
-    feats, snr, sid = [], [], []
-    for name, c in comps.items():
-        scores = mt.separation_scores(c, src, mix)
+    answers = {k: d[k].astype(np.float32) for k in ("net", "lib", "ref60", "ref90")}
+    answers["blend"] = sel.blend(answers["net"], answers["lib"])
+    cands = sel.Candidates(
+        d["mixtures"].astype(np.float64), answers, d["best_cos"].astype(np.float64), {}
+    )
+    snr, sid = [], []
+    for name in CANDIDATES:
+        scores = mt.separation_scores(answers[name], d["sources"], d["mixtures"])
         snr.append(scores["si_snri"].mean(axis=1))
         sid.append(scores["sid"].mean(axis=1))
-        resid, share = nn_fit(mix, c)
-        feats.append(np.log(resid / noise))
-        if name in ("net", "lib"):
-            feats.append(share)
-    cos60 = (unit(net) * unit(comps["ref60"])).sum(-1).min(axis=1)
-    cos90 = (unit(net) * unit(comps["ref90"])).sum(-1).min(axis=1)
-    feats += [
-        np.log(d["r_lib"] / d["r_net"]),  # the gate ratio
-        np.log((mix**2).sum(axis=1) / noise),
-        *np.sort(d["best_cos"], axis=1).T,
-        *np.sort(agree, axis=1).T,
-        cos60,
-        cos90,
-        (unit(net[:, 0]) * unit(net[:, 1])).sum(-1),
-        (unit(lib[:, 0]) * unit(lib[:, 1])).sum(-1),
-    ]
     return {
-        "X": np.column_stack(feats),
+        "X": sel.features(cands),
         "S": np.column_stack(snr),
         "D": np.column_stack(sid),
         "gate": d["r_lib"] / d["r_net"],
     }
+
+
+def classifier(leaf: int, lam: float, x: F64, s: F64, dd: F64) -> HistGradientBoostingClassifier:
+    """The best candidate's classifier, each mixture weighted by its spread of utility
+    ``SI-SNRi − λ·SID`` (a wrong pick costs what it loses)."""
+    u = s - lam * dd
+    clf = HistGradientBoostingClassifier(
+        max_iter=150, learning_rate=0.05, min_samples_leaf=leaf, random_state=0
+    )
+    return clf.fit(x, u.argmax(axis=1), sample_weight=u.max(axis=1) - u.mean(axis=1) + 1e-3)
+
+
+def export_trees(clf: HistGradientBoostingClassifier) -> BoostedTrees:
+    """scikit-learn's fitted trees as flat arrays (children made global, leaves pointing to
+    themselves); classes never seen get baseline −inf."""
+    per_iter = clf._predictors  # [iteration][class] TreePredictor
+    if len(per_iter[0]) != len(clf.classes_) or len(clf.classes_) < 3:
+        raise SystemExit(f"need a multiclass fit (≥ 3 classes seen), got {clf.classes_}")
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("f", "t", "m", "l", "r", "v")}
+    roots, tree_class, offset = [], [], 0
+    for trees in per_iter:
+        for k, tree in enumerate(trees):
+            n = tree.nodes
+            if n["is_categorical"].any():
+                raise SystemExit("categorical splits are not exported")
+            own = np.arange(len(n)) + offset
+            leaf = n["is_leaf"].astype(bool)
+            cols["f"].append(np.where(leaf, 0, n["feature_idx"]))
+            cols["t"].append(np.where(leaf, 0.0, n["num_threshold"]))
+            cols["m"].append(n["missing_go_to_left"].astype(bool))
+            cols["l"].append(np.where(leaf, own, n["left"].astype(np.int64) + offset))
+            cols["r"].append(np.where(leaf, own, n["right"].astype(np.int64) + offset))
+            cols["v"].append(np.where(leaf, n["value"], 0.0))
+            roots.append(offset)
+            tree_class.append(int(clf.classes_[k]))
+            offset += len(n)
+    baseline = np.full(len(CANDIDATES), -np.inf)
+    baseline[clf.classes_] = np.asarray(clf._baseline_prediction).ravel()
+    cat = {k: np.concatenate(v) for k, v in cols.items()}
+    return BoostedTrees(
+        feature=cat["f"].astype(np.int32),
+        threshold=cat["t"].astype(np.float64),
+        missing_left=cat["m"],
+        left=cat["l"].astype(np.int32),
+        right=cat["r"].astype(np.int32),
+        value=cat["v"].astype(np.float64),
+        roots=np.asarray(roots, dtype=np.int32),
+        tree_class=np.asarray(tree_class, dtype=np.int32),
+        baseline=baseline,
+        n_features=int(clf.n_features_in_),
+    )
 
 
 def fit_predict(kind: str, leaf: int, lam: float, x: F64, s: F64, dd: F64, x_new: F64) -> F64:
@@ -136,12 +143,7 @@ def fit_predict(kind: str, leaf: int, lam: float, x: F64, s: F64, dd: F64, x_new
             pred.append(np.column_stack(cols))
         out: F64 = np.concatenate(pred, axis=1) if lam < 0 else pred[0] - lam * pred[1]
         return out
-    # classifier of the best candidate, each mixture weighted by its spread of utility
-    u = s - lam * dd
-    clf = HistGradientBoostingClassifier(
-        max_iter=150, learning_rate=0.05, min_samples_leaf=leaf, random_state=0
-    )
-    clf.fit(x, u.argmax(axis=1), sample_weight=u.max(axis=1) - u.mean(axis=1) + 1e-3)
+    clf = classifier(leaf, lam, x, s, dd)
     out = np.zeros((len(x_new), s.shape[1]))
     out[:, clf.classes_] = clf.predict_proba(x_new)
     return out
@@ -220,23 +222,59 @@ def main() -> None:
     p.add_argument("--val", required=True)
     p.add_argument("--test", default="", help="omit to choose on validation only")
     p.add_argument("--test-dir", help="where the test sets are (default: --dir)")
+    p.add_argument(
+        "--fit",
+        metavar="KIND:LEAF:LAMBDA",
+        help="skip the cross-validation and refit this configuration (e.g. cls:10:3, the "
+        "one chosen in docs/results.md)",
+    )
+    p.add_argument(
+        "--export",
+        metavar="PATH",
+        help="write the refitted classifier's trees as the product reads them "
+        "(rssnet.analysis.selector.Selector; model/default-selector.npz ships beside the model)",
+    )
+    p.add_argument(
+        "--model",
+        default=str(default_model_path()),
+        help="the model file the candidates were computed with: its SHA-256 goes into --export",
+    )
     args = p.parse_args()
     val, test = args.val.split(","), [n for n in args.test.split(",") if n]
     t0 = time.perf_counter()
     sets = {n: load(Path(args.dir) / f"{n}.npz") for n in val}
     sets |= {n: load(Path(args.test_dir or args.dir) / f"{n}.npz") for n in test}
-    print(f"features: {time.perf_counter() - t0:.0f} s; cross-validation on {', '.join(val)}:")
-    results = cross_validate(sets, val)
-    score, cfg = results[0]
-    print(f"\nchosen: {cfg['model']} λ={cfg['lam']} leaf={cfg['leaf']} (CV worst {score:+.3f})")
-    print("\nvalidation, out-of-fold picks:")
-    table(sets, cfg["picks"])
-    if not test:
-        return
+    print(f"features: {time.perf_counter() - t0:.0f} s", flush=True)
+    if args.fit:
+        kind, leaf_s, lam_s = args.fit.split(":")
+        leaf, lam = int(leaf_s), float(lam_s)
+    else:
+        print(f"cross-validation on {', '.join(val)}:")
+        score, cfg = cross_validate(sets, val)[0]
+        kind, leaf, lam = cfg["model"], cfg["leaf"], cfg["lam"]
+        print(f"\nchosen: {kind} λ={lam} leaf={leaf} (CV worst {score:+.3f})")
+        print("\nvalidation, out-of-fold picks:")
+        table(sets, cfg["picks"])
     x = np.concatenate([sets[n]["X"] for n in val])
     s = np.concatenate([sets[n]["S"] for n in val])
     dd = np.concatenate([sets[n]["D"] for n in val])
-    kind, leaf, lam = cfg["model"], cfg["leaf"], cfg["lam"]
+    if args.export:
+        if kind != "cls":
+            raise SystemExit("--export writes classifier trees: use --fit cls:LEAF:LAMBDA")
+        clf = classifier(leaf, lam, x, s, dd)
+        ref = x[:: max(1, len(x) // 300)]  # the trainer's own scores, for the reader's self-test
+        ref_decision = np.full((len(ref), len(CANDIDATES)), -np.inf)
+        ref_decision[:, clf.classes_] = clf.decision_function(ref)
+        selector = sel.Selector(export_trees(clf), sha256_file(args.model), ref, ref_decision)
+        selector.save(args.export)
+        print(
+            f"exported {len(selector.trees.roots)} trees, {len(selector.trees.feature)} nodes, "
+            f"depth {selector.trees.depth} to {args.export}; self-test max |Δ| "
+            f"{selector.self_test():.2e}; choices agree with scikit-learn on "
+            f"{np.mean(selector.choose(x) == clf.predict(x)):.2%} of {len(x)} mixtures"
+        )
+    if not test:
+        return
     picks = {n: fit_predict(kind, leaf, lam, x, s, dd, sets[n]["X"]).argmax(axis=1) for n in test}
     print("\ntest, model refitted on all validation mixtures:")
     table(sets, picks)

@@ -72,7 +72,12 @@ def test_the_wheel_ships_every_source_file_at_its_package_path(wheel: Path) -> N
             expected.add("/".join([*package.split("."), path.name]))
     assert expected, "no source files found"
     assert not expected - names, f"missing from the wheel: {sorted(expected - names)}"
-    for data in ("rssnet/model/default.onnx", "rssnet/config/demo.toml", "rssnet/py.typed"):
+    for data in (
+        "rssnet/model/default.onnx",
+        "rssnet/model/default-selector.npz",
+        "rssnet/config/demo.toml",
+        "rssnet/py.typed",
+    ):
         assert data in names
     # Resume states are for a checkout, not for the service.
     assert not [n for n in names if "checkpoints" in n]

@@ -11,14 +11,16 @@ the framing of CONTRACTS §1.  An identification message's header adds ``result_
 ``abundances`` (C,) ``<f4`` and ``scores`` (C, top_k) ``<f4``.  Malformed messages are
 reported and skipped.
 
-``source`` is ``library`` when a fit of the mixture with C library spectra leaves at most
-``--hybrid-gate`` (default 2) times the residual the network's components leave: the
-library explains the spectrum, so its spectra are named (the hybrid's gate,
-:mod:`rssnet.analysis.hybrid`; on RRUFF mixtures of library substances it names both
-components 69% of the time against 37% from the network's components).  Otherwise
-``network``: the network's components are matched one by one, or ``stream`` when the
-daemon's run-level refinement answered (its components are the refined ones, and ``run``
-names the run).  ``--hybrid-gate 0`` always matches the published components.
+``source`` says whose components were named.  Where the result comes from the model the
+shipped selector was trained for (its ``model.sha256``), the selector picks one of five
+answers for the spectrum (:mod:`rssnet.analysis.selector`; the header's ``answer`` names
+it): ``network``, ``library`` (NN-OMP's library spectra), or ``hybrid`` (the network's
+components refined by, or blended with, their library matches).  For other models, or with
+``--hybrid-selector none``, the gate rule: ``library`` when a fit of the mixture with C
+library spectra leaves at most ``--hybrid-gate`` (default 2) times the residual the
+network's components leave (:mod:`rssnet.analysis.hybrid`), else ``network``.  ``stream``:
+the daemon's run-level refinement answered, and its components are named as published
+(``run`` names the run).  ``--hybrid-gate 0`` always matches the published components.
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ import numpy.typing as npt
 import zmq
 
 from rssnet.analysis import baselines as bl
-from rssnet.analysis.hybrid import DEFAULT_GATE, library_answer, unmixing_library
+from rssnet.analysis import selector as sel
+from rssnet.analysis.hybrid import (
+    DEFAULT_GATE,
+    library_answer,
+    separate_selected,
+    unmixing_library,
+)
 from rssnet.analysis.identify import (
     DEFAULT_THRESHOLD,
     Identification,
@@ -57,6 +65,7 @@ class Identified:
     header: dict[str, Any]
     arrays: dict[str, npt.NDArray[np.float32]]
     idents: list[Identification]
+    note: str | None = None  # said once: why the selector does not answer for this model
 
 
 class IdentifyService:
@@ -68,12 +77,15 @@ class IdentifyService:
         top_k: int = 3,
         threshold: float = DEFAULT_THRESHOLD,
         gate: float = DEFAULT_GATE,
+        selector: sel.Selector | None = None,
     ) -> None:
         self.library = library
         self.top_k = top_k
         self.threshold = threshold
         self.gate = gate
+        self.selector = selector
         self._identifiers: dict[bytes, tuple[Identifier, bl.Library]] = {}
+        self._noted: set[str] = set()  # models the selector was said not to apply to
 
     def _matchers(self, axis: npt.NDArray[Any]) -> tuple[Identifier, bl.Library]:
         a = np.ascontiguousarray(axis, dtype=np.float32)
@@ -104,7 +116,17 @@ class IdentifyService:
         # What is matched: the published components, i.e. the run-level refinement's when
         # the daemon's stream stage answered ("stream"), else the network's.
         source = "stream" if message.header.get("method") == "stream" else "network"
-        if self.gate > 0:
+        answer, note = None, None
+        sha = str((message.header.get("model") or {}).get("sha256", ""))
+        why = self.selector.applies(sha, len(comps)) if self.selector else "no selector"
+        if why and self.selector is not None and source != "stream" and sha not in self._noted:
+            self._noted.add(sha)
+            note = f"selector does not answer for model {sha[:16]}: {why}; the gate rule does"
+        if self.selector is not None and source != "stream" and not why:
+            hyb = separate_selected(ident, unmixing, mixture[None], comps[None], self.selector)
+            comps, answer = hyb.components[0], sel.CANDIDATES[int(np.asarray(hyb.choice)[0])]
+            source = {"net": "network", "lib": "library"}.get(answer, "hybrid")
+        elif self.gate > 0:
             # Only the gate: per-component refinement is an evaluation option.
             from_library, lib_comps = library_answer(
                 unmixing, mixture[None], comps[None], self.gate
@@ -125,6 +147,7 @@ class IdentifyService:
             "result_session": str(head["session"]),
             "library": self.library.path,
             "source": source,
+            "answer": answer,
             "run": (head.get("stream") or {}).get("run"),
             "components": [
                 {
@@ -149,7 +172,7 @@ class IdentifyService:
         ]
         line = f"{head['instrument']} seq={head['seq']} [{source}] | " + " | ".join(parts)
         arrays = {"abundances": shares, "scores": scores}
-        return Identified(line=line, header=header, arrays=arrays, idents=idents)
+        return Identified(line, header, arrays, idents, note)
 
 
 def identification_publisher(
@@ -196,6 +219,8 @@ def run(
             except WireError as err:
                 out.write(f"# bad message skipped: {err}\n")
                 continue
+            if result.note:
+                out.write(f"# {result.note}\n")
             out.write(result.line + "\n")
             out.flush()
             done += 1
@@ -227,18 +252,28 @@ def main(argv: list[str]) -> int:
         help="best cosine score below which a component is 'unknown'",
     )
     p.add_argument(
+        "--hybrid-selector",
+        default="auto",
+        metavar="PATH|auto|none",
+        help="trees that pick the answer per spectrum (default auto: the shipped selector, for "
+        "results of the model it was trained for; none: the gate rule)",
+    )
+    p.add_argument(
         "--hybrid-gate",
         type=float,
-        default=DEFAULT_GATE,
-        help="name the library spectra that fit the mixture when their residual is at most "
-        "this times the network components' (default 2; 0: always the network's components)",
+        default=None,
+        help="gate rule: name the library spectra that fit the mixture when their residual is "
+        "at most this times the network components' (default 2; 0: always the network's "
+        "components); setting it selects the gate rule",
     )
     p.add_argument("--count", type=int, help="stop after N results")
     p.add_argument("--timeout", type=float, help="give up after S seconds without a message")
     args = p.parse_args(argv)
     try:
+        gate = DEFAULT_GATE if args.hybrid_gate is None else args.hybrid_gate
+        selector = _selector(args.hybrid_selector, args.hybrid_gate is not None)
         service = IdentifyService(
-            LibraryCache(args.library), args.top_k, args.threshold, args.hybrid_gate
+            LibraryCache(args.library), args.top_k, args.threshold, gate, selector
         )
         ctx: zmq.Context[Any] = zmq.Context.instance()
         repub = None if args.publish == "none" else identification_publisher(args.publish, ctx)
@@ -249,7 +284,17 @@ def main(argv: list[str]) -> int:
                 repub.close()
     except KeyboardInterrupt:
         return 0
-    except (LibraryError, PublishError, zmq.ZMQError) as err:
+    except (LibraryError, PublishError, sel.SelectorError, zmq.ZMQError) as err:
         sys.stderr.write(f"rssnet identify: {err}\n")
         return 1
     return 0 if args.count is None or done >= args.count else 1
+
+
+def _selector(choice: str, gate_given: bool) -> sel.Selector | None:
+    """The selector to try on every result (each says which model it answers for)."""
+    if choice == "none" or (choice == "auto" and gate_given):
+        return None
+    if choice == "auto":
+        path = sel.default_selector_path()
+        return sel.Selector.load(path) if path.is_file() else None
+    return sel.Selector.load(choice)

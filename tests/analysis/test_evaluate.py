@@ -10,6 +10,7 @@ import pytest
 from analysis_helpers import peak_library, two_mixes
 
 from rssnet.analysis.evaluate import main
+from rssnet.analysis.selector import CANDIDATES, default_selector_path
 from rssnet.formats.evalset import EvalSet, write_eval_set
 from rssnet.model.checkpoint import default_axis, save_checkpoint
 from rssnet.model.config import PRESETS
@@ -79,7 +80,7 @@ def test_evaluate_nnls_finds_the_sources(setup: dict[str, Path]) -> None:
     assert doc["identification"]["top1"] > 0.8
 
 
-def test_evaluate_hybrid_runs(setup: dict[str, Path]) -> None:
+def test_evaluate_hybrid_runs(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     out = setup["tmp"] / "hybrid.json"
     argv = [
         "--data",
@@ -98,6 +99,30 @@ def test_evaluate_hybrid_runs(setup: dict[str, Path]) -> None:
     doc = json.loads(out.read_text())
     assert 0.0 <= doc["hybrid_refined_fraction"] <= 1.0 and np.isfinite(doc["si_snr"])
     assert 0.0 <= doc["hybrid_library_fraction"] <= 1.0
+    # The shipped selector answers for the shipped model only: this tiny one gets the gate.
+    assert doc["hybrid"]["rule"] == "gate" and doc["hybrid"]["selector"] is None
+    assert "the shipped selector does not apply" in capsys.readouterr().err
+    # Named explicitly, a selector for another model is an error that says so.
+    shipped = str(default_selector_path())
+    assert main([*argv, "--hybrid-selector", shipped]) == 1
+    err = capsys.readouterr().err
+    assert shipped in err and "trained for the model with SHA-256" in err
+
+
+def test_evaluate_hybrid_with_the_shipped_model_uses_the_selector(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = setup["tmp"] / "selected.json"
+    argv = ["--data", str(setup["data"]), "--method", "hybrid", "--library", str(setup["library"])]
+    assert main([*argv, "--json", str(out), "--quiet"]) == 0
+    doc = json.loads(out.read_text())["hybrid"]
+    assert doc["rule"] == "selector" and doc["selector"] == str(default_selector_path())
+    assert set(doc["picks"]) == set(CANDIDATES) and abs(sum(doc["picks"].values()) - 1) < 1e-9
+    assert "does not apply" not in capsys.readouterr().err
+    # Setting the gate rule's parameters, or --hybrid-selector none, selects the gate rule.
+    for extra in (["--hybrid-gate", "2"], ["--hybrid-selector", "none"]):
+        assert main([*argv, *extra, "--json", str(out), "--quiet"]) == 0
+        assert json.loads(out.read_text())["hybrid"]["rule"] == "gate"
 
 
 def test_library_method_without_library_is_an_error(

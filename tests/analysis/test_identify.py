@@ -223,3 +223,41 @@ def test_identify_names_the_stream_stages_components(tmp_path: Path) -> None:
     plain = service.handle(_result_message(mix[1], src[1], {"method": "rssnet"}))
     assert (refined.header["source"], refined.header["run"]) == ("stream", "ab12cd-00003")
     assert (plain.header["source"], plain.header["run"]) == ("network", None)
+
+
+def test_identify_service_selector_answers_for_its_model_only(tmp_path: Path) -> None:
+    """The shipped selector picks an answer for results of the model it was trained for;
+    other models' results get the gate rule, and a note says so once per model."""
+    from rssnet.analysis.selector import CANDIDATES, Selector, default_selector_path
+
+    selector = Selector.load(default_selector_path())
+    present = LibraryCache(write_library(tmp_path / "all"))
+    mix, src, _ = two_mixes(LIB, 4, snr_db=20, seed=6)
+    rng = np.random.default_rng(7)
+    est = (0.8 * src + 0.2 * src[:, ::-1] + 0.01 * rng.normal(size=src.shape)).astype(np.float32)
+    service = IdentifyService(present, selector=selector)
+    shipped = {"model": {"name": "default", "sha256": selector.model_sha256}}
+    other = {"model": {"name": "other", "sha256": "f" * 64}}
+    mine = [service.handle(_result_message(mix[i], est[i], shipped)) for i in range(4)]
+    theirs = [service.handle(_result_message(mix[i], est[i], other)) for i in range(4)]
+    source = {"net": "network", "lib": "library"}
+    for r in mine:
+        assert r.header["answer"] in CANDIDATES and r.note is None
+        assert r.header["source"] == source.get(r.header["answer"], "hybrid")
+    assert [r.header["answer"] for r in theirs] == [None] * 4
+    assert {r.header["source"] for r in theirs} <= {"network", "library"}
+    notes = [r.note for r in theirs if r.note]
+    assert len(notes) == 1 and "selector does not answer for model ffffffffffffffff" in notes[0]
+    # The stream stage's components are not the network's: the selector does not judge them
+    # (the gate still may, as before).
+    streamed = service.handle(_result_message(mix[0], est[0], shipped | {"method": "stream"}))
+    assert streamed.header["answer"] is None and streamed.header["source"] in ("stream", "library")
+
+
+def test_identify_cli_bad_selector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "selector.npz"
+    bad.write_bytes(b"PK\x03\x04 not really")
+    argv = ["--library", str(write_library(tmp_path / "lib")), "--publish", "none"]
+    assert main([*argv, "--hybrid-selector", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "not a readable selector file" in err
