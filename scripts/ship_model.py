@@ -7,6 +7,11 @@ export carries the ``.pt``'s SHA-256 and that reference (engine/onnx_meta.py): t
 serves it on onnxruntime or TensorRT without torch, and tests/engine/test_shipped_onnx.py
 checks it still matches the ``.pt``.  Needs the ``torch`` extra.
 
+The hybrid's selector (model/default-selector.npz) is trained on the shipped model's
+answers and names its SHA-256: after shipping a new model, rerun bench/hybrid_candidates.py
+and ``bench/hybrid_selector.py --fit cls:10:3 --export model/default-selector.npz``
+(docs/results.md, "The shipped selector"); until then the hybrid uses the gate rule.
+
 usage: python scripts/ship_model.py runs/default/best.pt [model/default.pt]
        python scripts/ship_model.py --onnx-only [model/default.pt]   (re-export only)
 """
@@ -54,6 +59,9 @@ def main(argv: list[str]) -> int:
     dst = Path(argv[1]) if len(argv) > 1 else default_model_path()
     ship(Path(argv[0]), dst)
     export_beside(dst)
+    sys.stdout.write(
+        "the hybrid's selector is trained for the previous model: retrain it (see --help)\n"
+    )
     return 0
 
 
