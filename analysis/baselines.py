@@ -49,6 +49,8 @@ class Library:
         self.matrix = a.astype(np.float32)  # L, N  as given
         self.norms = norms  # N
         self.unit = (a / norms).astype(np.float32)  # L, N  unit columns
+        # each atom's area, as top_components ranks contributions (not per call: N×L)
+        self.area = np.abs(self.matrix.astype(np.float64)).sum(axis=0)  # N
         g = np.arange(a.shape[1]) if groups is None else np.asarray(groups, dtype=np.intp)
         if g.shape != (a.shape[1],):
             raise ValueError(f"groups must be ({a.shape[1]},), got {g.shape}")
@@ -278,8 +280,7 @@ def top_components(lib: Library, coef: npt.ArrayLike, n_components: int) -> Comp
     x = np.asarray(coef, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != lib.size:
         raise ValueError(f"coefficients must be (M, {lib.size}), got {x.shape}")
-    a = lib.matrix.astype(np.float64)
-    area = np.abs(a).sum(axis=0)  # N
+    area = lib.area  # N
     m = x.shape[0]
     spectra = np.zeros((m, n_components, lib.length), dtype=np.float32)
     groups = np.full((m, n_components), -1, dtype=np.intp)
@@ -295,7 +296,7 @@ def top_components(lib: Library, coef: npt.ArrayLike, n_components: int) -> Comp
         order = np.argsort(-total)[:n_components]
         for c, u in enumerate(order):
             members = nz[inv == u]
-            spectra[i, c] = a[:, members] @ x[i, members]
+            spectra[i, c] = lib.matrix[:, members].astype(np.float64) @ x[i, members]
             groups[i, c] = ug[u]
             atoms[i, c] = members[np.argmax(x[i, members] * area[members])]
     return Components(spectra=spectra, groups=groups, atoms=atoms)

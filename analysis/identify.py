@@ -180,7 +180,7 @@ def refine_hybrid(
     est = orient(est, mix)
     out = est.copy()
     refined = np.zeros(est.shape[:2], dtype=bool)
-    lib = identifier.spectra.astype(np.float64)  # N, L
+    lib = identifier.spectra  # N, L; only the shortlisted atoms are fitted (in float64)
     thr = identifier.threshold if threshold is None else threshold
     for m in range(est.shape[0]):
         score = identifier.scores(est[m])  # C, N
@@ -191,7 +191,7 @@ def refine_hybrid(
         # belongs to the one it resembles more, or both would claim the same peaks.
         atoms = np.unique(np.concatenate([np.argsort(-score[c])[:candidates] for c in sure]))
         owners = sure[np.argmax(score[sure][:, atoms], axis=0)]
-        cols: list[np.ndarray] = [lib[atoms]]
+        cols: list[np.ndarray] = [lib[atoms].astype(np.float64)]
         owner: list[int] = [int(o) for o in owners]
         for k in sorted(set(range(est.shape[1])) - set(sure.tolist())):
             cols.append(np.clip(est[m, k : k + 1].astype(np.float64), 0, None))

@@ -3,6 +3,7 @@ and the features' invariances."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def test_inconsistent_trees_are_listed() -> None:
 
 
 def _fields(t: BoostedTrees) -> dict[str, object]:
-    return {k: getattr(t, k) for k in BoostedTrees.__slots__}
+    return {f.name: getattr(t, f.name) for f in dataclasses.fields(t) if f.init}
 
 
 def test_shipped_selector_scores_as_its_trainer_did() -> None:
