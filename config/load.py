@@ -105,10 +105,11 @@ def _driver_options(
     """The chosen driver's table, its paths made absolute, validated against the model the
     driver declares (:func:`rssnet.config.checks.driver_options`); None without a driver."""
     instrument = data.get("instrument")
-    driver = instrument.get("driver") if isinstance(instrument, dict) else None
+    if not isinstance(instrument, dict):
+        return None, []
+    driver = instrument.get("driver")
     if not isinstance(driver, str):
         return None, []
-    assert isinstance(instrument, dict)
     table = instrument.get(driver, {})
     if not isinstance(table, dict):
         return None, []  # the schema reports it
