@@ -46,3 +46,38 @@ def test_nnls_unmixes_rruff_mixtures_in_library(rruff: Any) -> None:
     truth = groups[mix.index]
     both = (np.sort(comp.groups, 1) == np.sort(truth, 1)).all(1)
     assert both.mean() > 0.7
+
+
+@pytest.mark.slow
+def test_shipped_selector_on_rruff_mixtures(rruff: Any) -> None:
+    """The shipped model and selector end to end on real spectra: library substances take
+    the library's answer; minerals absent from the library keep the network's level."""
+    from rssnet.analysis.evaluate import separate_rssnet
+    from rssnet.analysis.hybrid import choose_rule, separate_selected, unmixing_library
+    from rssnet.analysis.metrics import separation_scores
+    from rssnet.model.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(None)
+    selector, note = choose_rule("auto", ckpt.sha256, 2)
+    assert selector is not None and note is None
+    rng = np.random.default_rng(5)
+    keys = np.array([n.strip().lower() for n in rruff.names])
+    absent = np.isin(keys, rng.choice(np.unique(keys), 300, replace=False))
+    known, unknown = rruff.subset(np.flatnonzero(~absent)), rruff.subset(np.flatnonzero(absent))
+    ident = Identifier(known.spectra, known.names, known.ids)
+    library = unmixing_library(known.spectra, known.names)
+    db: dict[str, dict[str, float]] = {}
+    for part, lib in (("in library", known), ("absent", unknown)):
+        mix = synthesize(lib.spectra, lib.names, 16, rng)
+        est = separate_rssnet(ckpt.model, mix.mixtures, show=False)
+        hyb = separate_selected(ident, library, mix.mixtures, est, selector)
+        nnomp = bl.top_components(library, bl.unmix_nnomp(library, mix.mixtures, 2), 2).spectra
+        db[part] = {
+            name: float(separation_scores(c, mix.sources, mix.mixtures)["si_snri"].mean())
+            for name, c in (("net", est), ("nnomp", nnomp), ("hybrid", hyb.components))
+        }
+        db[part]["library picks"] = float(np.mean(np.asarray(hyb.choice) == 1))
+    inlib, out = db["in library"], db["absent"]
+    assert inlib["library picks"] >= 0.75 and inlib["hybrid"] > inlib["net"] + 20, db
+    assert inlib["hybrid"] > inlib["nnomp"] - 1.0, db
+    assert out["hybrid"] > out["nnomp"] + 1.0 and out["hybrid"] > out["net"] - 1.5, db
