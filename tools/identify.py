@@ -219,6 +219,11 @@ def run(
             except WireError as err:
                 out.write(f"# bad message skipped: {err}\n")
                 continue
+            except (LibraryError, ValueError, RuntimeError, np.linalg.LinAlgError) as err:
+                # One result the library cannot match (another instrument's axis, a fit that
+                # fails) must not end the client for every result after it.
+                out.write(f"# {message.topic} seq={message.seq}: not identified: {err}\n")
+                continue
             if result.note:
                 out.write(f"# {result.note}\n")
             out.write(result.line + "\n")

@@ -138,6 +138,13 @@ def test_identify_client_live(tmp_path: Path) -> None:
                 "abundances": np.ones(2),
             },
         )
+        # another instrument's axis, which the library does not cover: said, and skipped
+        far = np.linspace(2000.0, 3000.0, 400, dtype=np.float32)
+        daemon.publish(
+            "result",
+            head,
+            {"axis": far, "mixture": mix[0], "components": src[0], "abundances": np.ones(2)},
+        )
         for i in range(3):
             daemon.publish(
                 "result",
@@ -148,6 +155,8 @@ def test_identify_client_live(tmp_path: Path) -> None:
         assert not worker.is_alive()
         lines = out.getvalue().splitlines()
         assert sum(line.startswith("# bad message") for line in lines) == 2
+        skipped = [line for line in lines if "not identified" in line]
+        assert len(skipped) == 1 and "seq=2" in skipped[0] and "does not overlap" in skipped[0]
         results = [line for line in lines if line.startswith("lab1 seq=")]
         assert len(results) == 3
         # Library mixtures: the library fit explains them, so its spectra are named.
@@ -159,7 +168,7 @@ def test_identify_client_live(tmp_path: Path) -> None:
         assert [m.seq for m in msgs] == [0, 1, 2]
         first = msgs[0]
         assert first.topic == "rssnet.lab1.identification"
-        assert first.header["result_seq"] == 2  # the two bad ones took seq 0 and 1
+        assert first.header["result_seq"] == 3  # the bad ones and the far axis took 0-2
         assert {c["name"] for c in first.header["components"]} == {
             f"Mineral{ids[0, 0]}",
             f"Mineral{ids[0, 1]}",
