@@ -170,7 +170,7 @@ def features(c: Candidates) -> F64:
     agree = matched(net, lib)[1]
     cols += [
         np.log((r_lib + 1e-30) / (r_net + 1e-30)),
-        np.log((mix**2).sum(axis=1) / noise),
+        np.log(((mix**2).sum(axis=1) + 1e-30) / noise),  # a dark (all-zero) frame stays finite
         *np.sort(c.best_cos, axis=1).T,
         *np.sort(agree, axis=1).T,
         *((unit(net) * unit(c.answers[n])).sum(-1).min(axis=1) for n in REFINE_AT),

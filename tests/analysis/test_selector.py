@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,18 @@ def test_a_saved_selector_loads_to_the_same_choices(tmp_path: Path) -> None:
     assert again.model_sha256 == shipped.model_sha256 and again.path == str(copy)
     x = shipped.reference_x + np.random.default_rng(0).normal(0, 0.1, shipped.reference_x.shape)
     np.testing.assert_array_equal(again.trees.decision(x), shipped.trees.decision(x))
+
+
+def test_a_dark_frame_gets_finite_features_and_an_answer() -> None:
+    """An all-zero spectrum (a dark or a dropped frame) must not break the live client."""
+    lib = peak_library(10, seed=4)
+    ident = Identifier(lib.T, [f"m{j}" for j in range(lib.shape[1])])
+    library = bl.Library(lib, groups=np.arange(lib.shape[1]))
+    zeros = np.zeros((1, lib.shape[0]), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cands = sel.compute(ident, library, zeros, np.zeros((1, 2, lib.shape[0]), np.float32))
+        x = sel.features(cands)
+    assert np.isfinite(x).all()
+    choice = sel.Selector.load(sel.default_selector_path()).choose(x)
+    assert np.isfinite(cands.pick(choice)).all()
