@@ -162,29 +162,36 @@ def separate_selected(
     return HybridResult(cands.pick(choice), choice == lib, refined, choice)
 
 
+def load_selector(choice: str | None, gate_given: bool = False) -> sel.Selector | None:
+    """The selector ``choice`` names: a file, ``"none"`` (None: the gate rule), or None /
+    ``"auto"``: the shipped one, if shipped, unless the caller set the gate rule's
+    parameters (``gate_given``).  Which model it answers for is the caller's check
+    (:meth:`~rssnet.analysis.selector.Selector.applies`)."""
+    if choice == "none" or (choice in (None, "auto") and gate_given):
+        return None
+    if choice in (None, "auto"):
+        path = sel.default_selector_path()
+        return sel.Selector.load(path) if path.is_file() else None
+    return sel.Selector.load(choice)
+
+
 def choose_rule(
     selector: str | None, model_sha256: str | None, n_components: int, gate_given: bool = False
 ) -> tuple[sel.Selector | None, str | None]:
-    """The selector the hybrid answers with (None: the gate rule) and, when the shipped one
-    was wanted but cannot answer for this model, a note saying why.
+    """The selector the hybrid answers with for one model (None: the gate rule) and, when
+    the shipped one was wanted but cannot answer for this model, a note saying why.
 
-    ``selector``: a file, ``"none"`` (the gate rule), or None / ``"auto"``: the shipped
-    selector where it was trained for this model (``model_sha256``), unless the caller set
-    the gate rule's parameters (``gate_given``).  A file named explicitly that does not fit
+    ``selector`` as for :func:`load_selector`.  A file named explicitly that does not fit
     the model is an error (:class:`~rssnet.analysis.selector.SelectorError`)."""
-    if selector == "none" or (selector in (None, "auto") and gate_given):
-        return None, None
-    if selector in (None, "auto"):
+    auto = selector in (None, "auto")
+    chosen = load_selector(selector, gate_given)
+    if chosen is None:
+        missing = auto and not gate_given
         path = sel.default_selector_path()
-        if not path.is_file():
-            return None, f"no shipped selector at {path}: the gate rule answers"
-        shipped = sel.Selector.load(path)
-        why = shipped.applies(model_sha256, n_components)
-        if why:
-            return None, f"the shipped selector does not apply ({why}): the gate rule answers"
-        return shipped, None
-    chosen = sel.Selector.load(selector)
+        return None, f"no shipped selector at {path}: the gate rule answers" if missing else None
     why = chosen.applies(model_sha256, n_components)
-    if why:
-        raise sel.SelectorError(f"{selector}: cannot choose for this model: {why}")
-    return chosen, None
+    if why is None:
+        return chosen, None
+    if auto:
+        return None, f"the shipped selector does not apply ({why}): the gate rule answers"
+    raise sel.SelectorError(f"{selector}: cannot choose for this model: {why}")

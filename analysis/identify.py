@@ -161,6 +161,7 @@ def refine_hybrid(
     estimates: npt.ArrayLike,
     candidates: int = 5,
     threshold: float | None = None,
+    scores: npt.NDArray[np.float32] | None = None,
 ) -> tuple[F32, npt.NDArray[np.bool_]]:
     """Library-guided refinement of network estimates (M, C, L) for mixtures (M, L).
 
@@ -171,7 +172,9 @@ def refine_hybrid(
     explain their part of the mixture and don't leak into the atoms), and a confident
     component becomes the sum of its atoms scaled by their coefficients.  Unmatched
     components keep the network's output (oriented by :func:`orient`).  Returns refined
-    (M, C, L) and the mask (M, C) of refined components.
+    (M, C, L) and the mask (M, C) of refined components.  ``scores`` (M, C, N): the
+    oriented estimates' library scores when the caller has them already
+    (:meth:`Identifier.scores`), so several thresholds need one scoring.
     """
     mix = np.asarray(mixtures, dtype=np.float64)
     est = np.asarray(estimates, dtype=np.float32)
@@ -183,7 +186,7 @@ def refine_hybrid(
     lib = identifier.spectra  # N, L; only the shortlisted atoms are fitted (in float64)
     thr = identifier.threshold if threshold is None else threshold
     for m in range(est.shape[0]):
-        score = identifier.scores(est[m])  # C, N
+        score = identifier.scores(est[m]) if scores is None else scores[m]  # C, N
         sure = np.flatnonzero(score.max(axis=1) >= thr)
         if sure.size == 0:
             continue

@@ -108,7 +108,10 @@ def matched(net: npt.ArrayLike, lib: npt.ArrayLike) -> tuple[F64, F64]:
 
 def blend(net: npt.ArrayLike, lib: npt.ArrayLike) -> F32:
     """The ``blend`` answer (M, C, L): unit-scaled, as SI-SNR and identification see it."""
-    atoms, agree = matched(net, lib)
+    return _blend(net, *matched(net, lib))
+
+
+def _blend(net: npt.ArrayLike, atoms: F64, agree: F64) -> F32:
     mixed = BLEND_WEIGHT * unit(net) + (1 - BLEND_WEIGHT) * unit(atoms)
     out: F32 = np.where((agree >= BLEND_MIN_COS)[..., None], mixed, net).astype(np.float32)
     return out
@@ -126,12 +129,17 @@ def compute(
     lib = bl.top_components(library, coef, c).spectra.astype(np.float32)  # M, C, L
     answers = {"net": net, "lib": lib}
     refined = {"net": np.zeros(net.shape[:2], dtype=bool)}
+    # One library scoring serves both refinements and the best-cosine features.
+    scores = np.stack([identifier.scores(e) for e in net])  # M, C, N
     for name, cos in REFINE_AT.items():
-        answers[name], refined[name] = refine_hybrid(identifier, mix, net, threshold=cos)
-    answers["blend"] = blend(net, lib)
+        answers[name], refined[name] = refine_hybrid(
+            identifier, mix, net, threshold=cos, scores=scores
+        )
+    atoms, agree = matched(net, lib)
+    answers["blend"] = _blend(net, atoms, agree)
     refined["lib"] = np.ones(net.shape[:2], dtype=bool)
-    refined["blend"] = matched(net, lib)[1] >= BLEND_MIN_COS
-    best_cos = np.stack([identifier.scores(e).max(axis=1) for e in net]).astype(np.float64)
+    refined["blend"] = agree >= BLEND_MIN_COS
+    best_cos = scores.max(axis=2).astype(np.float64)
     return Candidates(mix.astype(np.float64), answers, best_cos, refined)
 
 

@@ -39,6 +39,7 @@ from rssnet.analysis import selector as sel
 from rssnet.analysis.hybrid import (
     DEFAULT_GATE,
     library_answer,
+    load_selector,
     separate_selected,
     unmixing_library,
 )
@@ -276,7 +277,7 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     try:
         gate = DEFAULT_GATE if args.hybrid_gate is None else args.hybrid_gate
-        selector = _selector(args.hybrid_selector, args.hybrid_gate is not None)
+        selector = load_selector(args.hybrid_selector, args.hybrid_gate is not None)
         service = IdentifyService(
             LibraryCache(args.library), args.top_k, args.threshold, gate, selector
         )
@@ -293,13 +294,3 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"rssnet identify: {err}\n")
         return 1
     return 0 if args.count is None or done >= args.count else 1
-
-
-def _selector(choice: str, gate_given: bool) -> sel.Selector | None:
-    """The selector to try on every result (each says which model it answers for)."""
-    if choice == "none" or (choice == "auto" and gate_given):
-        return None
-    if choice == "auto":
-        path = sel.default_selector_path()
-        return sel.Selector.load(path) if path.is_file() else None
-    return sel.Selector.load(choice)
